@@ -1,0 +1,77 @@
+"""Integration fixtures: a moto server process on loopback and a helper that runs ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import localaws
+
+REPO = Path(__file__).resolve().parents[2]
+TARGETS = Path(__file__).resolve().parent / "targets"
+from tests.conftest import COLLECTIONS, ensure_collection_link
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory) -> str:
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with localaws.moto_server(log) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws(moto_endpoint):
+    """A clean local AWS for each test."""
+    localaws.reset(moto_endpoint)
+    return moto_endpoint
+
+
+class PlaybookResult:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+
+    def __repr__(self) -> str:
+        return f"PlaybookResult(rc={self.rc})\n{self.output}"
+
+
+@pytest.fixture
+def run_playbook(aws, tmp_path):
+    ensure_collection_link()
+
+    def run(playbook: str, extra_vars: dict | None = None, *args: str, env: dict | None = None) -> PlaybookResult:
+        full_env = dict(os.environ)
+        full_env.update(localaws.aws_environment(aws))
+        full_env.update(
+            {
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0",
+                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+            }
+        )
+        full_env.update(env or {})
+        variables = {"test_dir": str(tmp_path), "repo_dir": str(REPO)}
+        variables.update(extra_vars or {})
+        path = Path(playbook)
+        if not path.is_absolute():
+            path = TARGETS / path
+        cmd = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(REPO / "inventory" / "localhost.yml"),
+            str(path),
+            "-e",
+            json.dumps(variables),
+            *args,
+        ]
+        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
+        return PlaybookResult(proc)
+
+    return run
