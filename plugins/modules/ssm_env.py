@@ -24,7 +24,7 @@ description:
   - Runs on the target host with the instance's own credentials by default; it also works delegated to the
     controller.
 author:
-  - Flora platform team
+  - Flora platform team (@flora-marketplace)
 options:
   dest:
     description:

@@ -71,7 +71,7 @@ def run_playbook(aws, tmp_path):
             json.dumps(variables),
             *args,
         ]
-        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
         return PlaybookResult(proc)
 
     return run

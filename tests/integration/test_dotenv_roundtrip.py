@@ -34,7 +34,7 @@ def random_values(count: int, seed: int) -> dict:
     rng = random.Random(seed)
     values = {}
     while len(values) < count:
-        value = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
+        value = "".join(rng.choice(ALPHABET) for _position in range(rng.randint(0, 12)))
         try:
             quote_value(value)
         except ValueError:

@@ -1,0 +1,90 @@
+# flora.deploy: `make demo` runs the deploy against a local AWS; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+COLLECTION_LINK := .collections/ansible_collections/flora/deploy
+SANITY_ROOT := build/sanity/ansible_collections
+DOTENV_READER := tests/fixtures/dotenv-reader
+APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help deps venv link node-deps test unit integration sanity lint ruff demo bench build clean
+
+help:
+	@echo "make demo   run the deploy end to end against a local AWS emulator"
+	@echo "make test   install what the tests need, then run every test"
+	@echo "make bench  benchmarks against today's tools (not part of make test)"
+
+# Debian packages, installed once (as root on a fresh Debian 12).
+.cache/apt.stamp:
+	@mkdir -p .cache
+	@wanted="$(APT_PACKAGES)"; command -v node >/dev/null && command -v npm >/dev/null || wanted="$$wanted nodejs npm"; \
+	missing=$$(for p in $$wanted; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+deps: .cache/apt.stamp
+
+$(VENV)/.installed: requirements.txt | .cache/apt.stamp
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
+	@touch $@
+venv: $(VENV)/.installed
+
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+link: $(COLLECTION_LINK)
+
+$(DOTENV_READER)/node_modules/.installed: $(DOTENV_READER)/package-lock.json | .cache/apt.stamp
+	cd $(DOTENV_READER) && npm ci --no-audit --no-fund --silent
+	@touch $@
+node-deps: $(DOTENV_READER)/node_modules/.installed
+
+SETUP := venv link node-deps
+
+test: $(SETUP)
+	$(MAKE) --no-print-directory ruff lint sanity
+	$(PY) -m pytest tests/unit tests/integration
+
+unit: $(SETUP)
+	$(PY) -m pytest tests/unit
+
+integration: $(SETUP)
+	$(PY) -m pytest tests/integration
+
+ruff: venv
+	$(BIN)/ruff check plugins tests bench
+
+lint: $(SETUP)
+	$(BIN)/ansible-lint
+
+# ansible-test needs the collection under ansible_collections/<namespace>/<name>, with its
+# dependencies beside it; it gets a copy of the files git knows about.
+sanity: $(SETUP)
+	@mkdir -p ~/.ansible/test/cache
+	@cp tests/sanity/get_pip_stand_in.py ~/.ansible/test/cache/get_pip_24_2.py
+	@rm -rf $(SANITY_ROOT)/flora && mkdir -p $(SANITY_ROOT)/flora/deploy $(SANITY_ROOT)/amazon
+	@git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ $(SANITY_ROOT)/flora/deploy/
+	@ln -sfn "$$($(PY) -c 'import ansible_collections.amazon.aws as m; print(list(m.__path__)[0])')" $(SANITY_ROOT)/amazon/aws
+	@cd $(SANITY_ROOT)/flora/deploy && git init -q && git add -A
+	cd $(SANITY_ROOT)/flora/deploy && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --local --color no
+
+demo: $(SETUP)
+	./tests/demo/run.sh
+
+bench: $(SETUP)
+	$(PY) -m bench
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+clean:
+	rm -rf build .collections .cache tests/output
