@@ -62,19 +62,43 @@ def run(cmd: list[str], env: dict) -> tuple[float, str]:
 def cli_publish(build: Path, bucket: str, env: dict) -> tuple[float, int]:
     aws = str(BIN / "aws")
     t1, out1 = run(
-        [aws, "s3", "sync", str(build), f"s3://{bucket}/", "--delete", "--no-progress",
-         "--cache-control", "public,max-age=31536000,immutable", "--exclude", "index.html"],
+        [
+            aws,
+            "s3",
+            "sync",
+            str(build),
+            f"s3://{bucket}/",
+            "--delete",
+            "--no-progress",
+            "--cache-control",
+            "public,max-age=31536000,immutable",
+            "--exclude",
+            "index.html",
+        ],
         env,
     )
-    t2, _ = run([aws, "s3", "cp", str(build / "index.html"), f"s3://{bucket}/index.html",
-                 "--cache-control", "public,max-age=60", "--no-progress"], env)
+    t2, _output = run(
+        [
+            aws,
+            "s3",
+            "cp",
+            str(build / "index.html"),
+            f"s3://{bucket}/index.html",
+            "--cache-control",
+            "public,max-age=60",
+            "--no-progress",
+        ],
+        env,
+    )
     uploads = len(re.findall(r"^upload: ", out1, re.MULTILINE)) + 1
     return t1 + t2, uploads
 
 
 def ours_publish(build: Path, bucket: str, env: dict) -> tuple[float, int, list]:
-    elapsed, out = run([str(BIN / "ansible-playbook"), "bench/publish.yml", "-e",
-                        json.dumps({"src": str(build), "bucket": bucket})], env)
+    elapsed, out = run(
+        [str(BIN / "ansible-playbook"), "bench/publish.yml", "-e", json.dumps({"src": str(build), "bucket": bucket})],
+        env,
+    )
     report = json.loads(re.search(r"BENCH (\{.*\})", out.replace('\\"', '"')).group(1))
     return elapsed, report["uploaded"], report["changed_keys"]
 
@@ -97,7 +121,9 @@ def bench_publish(endpoint: str, env: dict, work: Path) -> list[str]:
     generate_build(build)
     lines.append(row("(a) first publish", cli_publish(build, "bench-cli", env), ours_publish(build, "bench-ours", env)))
     generate_build(build)
-    lines.append(row("(b) rebuild, same content", cli_publish(build, "bench-cli", env), ours_publish(build, "bench-ours", env)))
+    lines.append(
+        row("(b) rebuild, same content", cli_publish(build, "bench-cli", env), ours_publish(build, "bench-ours", env))
+    )
     generate_build(build, changed_asset=1)
     cli = cli_publish(build, "bench-cli", env)
     ours = ours_publish(build, "bench-ours", env)
@@ -112,12 +138,26 @@ def bench_ssm_env(endpoint: str, env: dict, work: Path) -> list[str]:
     start = time.perf_counter()
     lines_written = []
     for name in sorted(seeded):
-        _, value = run([aws, "ssm", "get-parameter", "--name", name, "--with-decryption",
-                        "--query", "Parameter.Value", "--output", "text"], env)
+        _elapsed, value = run(
+            [
+                aws,
+                "ssm",
+                "get-parameter",
+                "--name",
+                name,
+                "--with-decryption",
+                "--query",
+                "Parameter.Value",
+                "--output",
+                "text",
+            ],
+            env,
+        )
         lines_written.append(f"{name.rsplit('/', 1)[-1].upper()}={value.strip()}")
     cli_time = time.perf_counter() - start
-    ours_time, out = run([str(BIN / "ansible-playbook"), "bench/ssm_env.yml", "-e",
-                          json.dumps({"dest": str(work / "bench.env")})], env)
+    ours_time, out = run(
+        [str(BIN / "ansible-playbook"), "bench/ssm_env.yml", "-e", json.dumps({"dest": str(work / "bench.env")})], env
+    )
     report = json.loads(re.search(r"BENCH (\{.*\})", out.replace('\\"', '"')).group(1))
     return [
         f"### ssm_env vs one aws ssm get-parameter process per parameter ({len(seeded)} parameters)",
@@ -133,7 +173,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, localaws.moto_server(Path(tmp) / "moto.log") as endpoint:
         env = dict(os.environ)
         env.update(localaws.aws_environment(endpoint))
-        env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")})
+        env.update(
+            {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")}
+        )
         lines = bench_publish(endpoint, env, Path(tmp)) + [""] + bench_ssm_env(endpoint, env, Path(tmp))
     print("\n".join(lines))
     return 0

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -20,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from collections.abc import Iterable, Mapping
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,7 +36,7 @@ _NPM_DOTENV_QUOTES = re.compile(r"""^(['"`])([\s\S]*)\1$""", re.MULTILINE)
 class EnvFileError(ValueError):
     """A set of values that cannot be written as an env file; ``problems`` names each key."""
 
-    def __init__(self, problems: List[str]):
+    def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
         self.problems = problems
 
@@ -58,10 +56,7 @@ def _fits_double_quotes(value: str) -> bool:
 
 def _fits_unquoted(value: str) -> bool:
     return (
-        value != ""
-        and value == value.strip()
-        and value[0] not in "'\"`"
-        and not any(char in value for char in "#\r\n")
+        value != "" and value == value.strip() and value[0] not in "'\"`" and not any(char in value for char in "#\r\n")
     )
 
 
@@ -99,7 +94,7 @@ def render_env_file(values: Mapping[str, str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def parse_env_text(text: str) -> Dict[str, str]:
+def parse_env_text(text: str) -> dict[str, str]:
     """Read an env file the way the backend's npm dotenv 16 does (used for diffs of existing files)."""
     parsed = {}
     text = re.sub(r"\r\n?", "\n", text)
@@ -113,7 +108,7 @@ def parse_env_text(text: str) -> Dict[str, str]:
     return parsed
 
 
-def diff_keys(before: Mapping[str, str], after: Mapping[str, str]) -> Tuple[List[str], List[str], List[str]]:
+def diff_keys(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
     """Keys added, removed and changed between two parsed env files."""
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
@@ -121,7 +116,7 @@ def diff_keys(before: Mapping[str, str], after: Mapping[str, str]) -> Tuple[List
     return added, removed, changed
 
 
-def masked_listing(keys: Iterable[str], marks: Optional[Mapping[str, str]] = None) -> str:
+def masked_listing(keys: Iterable[str], marks: Mapping[str, str] | None = None) -> str:
     """One ``KEY=<masked>`` line per key; ``marks`` adds a note (such as "changed") after a key."""
     marks = marks or {}
     lines = []

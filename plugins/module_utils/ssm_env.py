@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -8,8 +6,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 from urllib.parse import quote
 
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import is_valid_key
@@ -29,7 +28,7 @@ _FILTERS = {
 class EnvMappingError(ValueError):
     """The parameters cannot be mapped to env keys; ``problems`` lists every reason."""
 
-    def __init__(self, problems: List[str]):
+    def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
         self.problems = problems
 
@@ -49,11 +48,11 @@ def normalise_path(path: str) -> str:
     return "/" + path.strip("/")
 
 
-def fetch_parameters_by_path(client: Any, path: str, recursive: bool = True) -> Tuple[List[Parameter], int]:
+def fetch_parameters_by_path(client: Any, path: str, recursive: bool = True) -> tuple[list[Parameter], int]:
     """Every parameter under ``path``, decrypted; returns them and the number of API calls made."""
     parameters = []
     calls = 0
-    kwargs: Dict[str, Any] = {
+    kwargs: dict[str, Any] = {
         "Path": normalise_path(path),
         "Recursive": recursive,
         "WithDecryption": True,
@@ -70,14 +69,14 @@ def fetch_parameters_by_path(client: Any, path: str, recursive: bool = True) -> 
         kwargs["NextToken"] = token
 
 
-def fetch_parameters_by_name(client: Any, names: Sequence[str]) -> Tuple[List[Parameter], List[str], int]:
+def fetch_parameters_by_name(client: Any, names: Sequence[str]) -> tuple[list[Parameter], list[str], int]:
     """The named parameters, decrypted, in batches of 10; returns found, missing names and calls."""
-    parameters: List[Parameter] = []
-    missing: List[str] = []
+    parameters: list[Parameter] = []
+    missing: list[str] = []
     unique = list(dict.fromkeys(names))
     calls = 0
     for start in range(0, len(unique), SSM_BATCH_SIZE):
-        batch = unique[start:start + SSM_BATCH_SIZE]
+        batch = unique[start : start + SSM_BATCH_SIZE]
         response = client.get_parameters(aws_retry=True, Names=batch, WithDecryption=True)
         calls += 1
         parameters.extend(_to_parameter(item) for item in response.get("Parameters", []))
@@ -93,8 +92,8 @@ class ParameterIndex:
     """Find fetched parameters by full name or by last path segment."""
 
     def __init__(self, parameters: Sequence[Parameter]):
-        self.by_name: Dict[str, Parameter] = {}
-        self.by_short: Dict[str, List[Parameter]] = {}
+        self.by_name: dict[str, Parameter] = {}
+        self.by_short: dict[str, list[Parameter]] = {}
         for parameter in parameters:
             if parameter.name in self.by_name:
                 continue
@@ -104,7 +103,7 @@ class ParameterIndex:
     def __iter__(self):
         return iter(sorted(self.by_name.values(), key=lambda parameter: parameter.name))
 
-    def find(self, reference: str) -> Tuple[Optional[Parameter], Optional[str]]:
+    def find(self, reference: str) -> tuple[Parameter | None, str | None]:
         """The parameter ``reference`` names, or None and why not."""
         if reference in self.by_name:
             return self.by_name[reference], None
@@ -119,11 +118,11 @@ class ParameterIndex:
         return None, f"{reference!r} is ambiguous: it names {names}; use the full name"
 
 
-def render_template(template: str, index: ParameterIndex) -> Tuple[str, List[str]]:
+def render_template(template: str, index: ParameterIndex) -> tuple[str, list[str]]:
     """Expand ``${name}`` and ``${name|urlencode}``; ``$$`` is a literal ``$``; returns the value and problems."""
-    problems: List[str] = []
+    problems: list[str] = []
 
-    def substitute(match: "re.Match[str]") -> str:
+    def substitute(match: re.Match[str]) -> str:
         text = match.group(0)
         if text == "$$":
             return "$"
@@ -157,18 +156,18 @@ class EnvMapping:
     required: Sequence[str]
 
 
-def build_env(parameters: Sequence[Parameter], mapping: EnvMapping) -> Dict[str, str]:
+def build_env(parameters: Sequence[Parameter], mapping: EnvMapping) -> dict[str, str]:
     """Map parameters to env values; raises EnvMappingError naming every problem at once."""
     index = ParameterIndex(parameters)
-    problems: List[str] = []
-    sources: Dict[str, List[str]] = {}
-    values: Dict[str, str] = {}
+    problems: list[str] = []
+    sources: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
 
     def add(key: str, value: str, source: str) -> None:
         sources.setdefault(key, []).append(source)
         values[key] = value
 
-    renamed: Dict[str, str] = {}
+    renamed: dict[str, str] = {}
     for reference, key in mapping.rename.items():
         parameter, problem = index.find(reference)
         if parameter is None:
@@ -216,6 +215,6 @@ def build_env(parameters: Sequence[Parameter], mapping: EnvMapping) -> Dict[str,
     return values
 
 
-def secret_values(parameters: Sequence[Parameter]) -> List[str]:
+def secret_values(parameters: Sequence[Parameter]) -> list[str]:
     """Decrypted SecureString values, to be masked in anything Ansible prints."""
     return [parameter.value for parameter in parameters if parameter.type == "SecureString" and parameter.value]

@@ -1,6 +1,3 @@
-#!/usr/bin/python
-# -*- coding: utf-8 -*-
-
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -306,11 +303,7 @@ def read_existing(module, dest):
 
 def attributes_differ(dest, mode, uid, gid):
     stat = os.stat(dest)
-    return (
-        (stat.st_mode & 0o7777) != mode
-        or (uid != -1 and stat.st_uid != uid)
-        or (gid != -1 and stat.st_gid != gid)
-    )
+    return (stat.st_mode & 0o7777) != mode or (uid != -1 and stat.st_uid != uid) or (gid != -1 and stat.st_gid != gid)
 
 
 def main():

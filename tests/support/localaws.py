@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 REGION = "ap-southeast-2"
 FLORA_PREFIX = "/flora/prod"
@@ -79,13 +79,13 @@ def wait_until_serving(endpoint_url: str, timeout: float = 30.0) -> None:
 
 
 def start_server(port: int, log_path: str | os.PathLike | None = None) -> subprocess.Popen:
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log_path or os.devnull, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}")
     except RuntimeError:
@@ -154,7 +154,9 @@ def create_site(endpoint_url: str, bucket: str, comment: str = "flora frontend (
             "DefaultRootObject": "index.html",
             "Origins": {
                 "Quantity": 1,
-                "Items": [{"Id": "frontend", "DomainName": origin_domain, "S3OriginConfig": {"OriginAccessIdentity": ""}}],
+                "Items": [
+                    {"Id": "frontend", "DomainName": origin_domain, "S3OriginConfig": {"OriginAccessIdentity": ""}}
+                ],
             },
             "DefaultCacheBehavior": {
                 "TargetOriginId": "frontend",

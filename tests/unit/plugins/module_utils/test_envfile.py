@@ -24,7 +24,7 @@ TRICKY_VALUES = {
     "DOLLAR": "pa$$word $HOME $(id)",
     "SINGLE": "it's",
     "DOUBLE": 'say "hi"',
-    "BOTH_QUOTES": "he said \"it's\"",
+    "BOTH_QUOTES": 'he said "it\'s"',
     "NEWLINES": "-----BEGIN KEY-----\nabc\ndef\n-----END KEY-----\n",
     "SINGLE_AND_NEWLINE": "it's\nmultiline",
     "CARRIAGE": "a\rb",
@@ -61,10 +61,10 @@ def test_output_is_sorted_and_stable():
     "value, expected",
     [
         ("simple", "'simple'"),
-        ("it's", "\"it's\""),
+        ("it's", '"it\'s"'),
         ("it's\nx", '"it\'s\\nx"'),
         ("a\\\\b", "a\\\\b"),
-        ("he said \"it's\"", "he said \"it's\""),
+        ('he said "it\'s"', 'he said "it\'s"'),
     ],
 )
 def test_quote_value_picks_the_first_form_both_parsers_share(value, expected):
@@ -74,9 +74,9 @@ def test_quote_value_picks_the_first_form_both_parsers_share(value, expected):
 @pytest.mark.parametrize(
     "value",
     [
-        "it's \"quoted\"\nand multiline",
+        'it\'s "quoted"\nand multiline',
         "it's a \\ backslash with # hash",
-        " it's \"padded\" ",
+        ' it\'s "padded" ',
         "${HOME}",
         "prefix ${DB_PASSWORD:-x} suffix",
     ],

@@ -25,9 +25,11 @@ class FakeSSM:
     def get_parameters_by_path(self, aws_retry=False, **kwargs):
         self.calls.append(("get_parameters_by_path", kwargs))
         path = kwargs["Path"].rstrip("/") + "/"
-        names = sorted(n for n in self.parameters if n.startswith(path) and (kwargs["Recursive"] or "/" not in n[len(path):]))
+        names = sorted(
+            n for n in self.parameters if n.startswith(path) and (kwargs["Recursive"] or "/" not in n[len(path) :])
+        )
         start = int(kwargs.get("NextToken", 0))
-        page = names[start:start + kwargs["MaxResults"]]
+        page = names[start : start + kwargs["MaxResults"]]
         response = {"Parameters": [{"Name": n, "Value": self.parameters[n], "Type": "String"} for n in page]}
         if start + kwargs["MaxResults"] < len(names):
             response["NextToken"] = str(start + kwargs["MaxResults"])
@@ -37,7 +39,9 @@ class FakeSSM:
         assert len(Names) <= 10
         self.calls.append(("get_parameters", {"Names": Names}))
         return {
-            "Parameters": [{"Name": n, "Value": self.parameters[n], "Type": "SecureString"} for n in Names if n in self.parameters],
+            "Parameters": [
+                {"Name": n, "Value": self.parameters[n], "Type": "SecureString"} for n in Names if n in self.parameters
+            ],
             "InvalidParameters": [n for n in Names if n not in self.parameters],
         }
 

@@ -1,0 +1,375 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: s3_publish
+short_description: Publish a static build directory to an S3 bucket by content
+version_added: 0.1.0
+description:
+  - Uploads the files of a static site build (for example Vite's C(dist/)) to an S3 bucket, replacing C(aws s3 sync).
+  - Files are compared by content, not modification time. Each object carries its SHA-256 in the user metadata
+    C(sha256), and each published build is recorded in a JSON manifest stored in the bucket under
+    C(<prefix>.publish/manifests/<UTC timestamp>-<build hash>.json) with the SHA-256, size, ETag, Cache-Control and
+    Content-Type of every file.
+  - The current state is read with one C(ListObjectsV2) listing of the prefix and a C(GetObject) of the newest
+    O(keep_previous) + 1 manifests. A file is unchanged when the listed object still has the size and ETag a manifest
+    recorded and the recorded SHA-256, Cache-Control and Content-Type equal the local ones. Objects no manifest
+    vouches for (left by an interrupted publish, or by other tools) get one C(HeadObject) each to read their
+    C(sha256) metadata, so an interrupted publish resumes without uploading again.
+  - A rebuild with identical content uploads nothing, writes no manifest and reports no change (C(changed=false)).
+  - Uploads run in parallel. Entry documents (O(entry_documents)) are uploaded only after every other file, then the
+    manifest is written, and only then are old objects deleted, so a visitor never gets an entry document that
+    references a missing file.
+  - Objects referenced by the previous O(keep_previous) builds stay, so a browser still holding the previous
+    C(index.html) can load its assets. Only objects that no retained build references are deleted, together with the
+    manifests of builds that are no longer retained.
+  - On the first publish into a prefix that has objects but no manifest (for example one published with
+    C(aws s3 sync)), the objects the new build does not overwrite are recorded in a manifest of their own and treated
+    as the previous build, so they age out later instead of being deleted at once.
+  - Before any AWS client is created, the module refuses a O(src) that is missing, has no files, or has no
+    C(index.html) at its top.
+author:
+  - Flora platform team (@flora-marketplace)
+options:
+  bucket:
+    description:
+      - Name of the bucket to publish to. The bucket must exist.
+    type: str
+    required: true
+  src:
+    description:
+      - The build directory to publish. It must contain C(index.html).
+      - Every regular file is published, hidden files included (for example C(.well-known/)). Symbolic links are
+        followed only when they point to a regular file inside O(src); linked directories are skipped.
+      - The directory C(.publish/) at its top is reserved for manifests and makes the module fail.
+    type: path
+    required: true
+  prefix:
+    description:
+      - Key prefix to publish under. A leading V(/) is removed and a single trailing V(/) is added, so V(/site),
+        V(site/) and V(site//) all publish under C(site/).
+      - The empty default publishes at the root of the bucket.
+    type: str
+    default: ''
+  workers:
+    description:
+      - How many requests run in parallel (uploads, C(HeadObject) and manifest reads).
+      - Each upload holds its file in memory while it runs.
+    type: int
+    default: 8
+  keep_previous:
+    description:
+      - How many previous builds stay complete in the bucket next to the current one.
+      - V(0) keeps only the current build; objects of earlier builds are deleted.
+    type: int
+    default: 2
+  entry_documents:
+    description:
+      - Glob patterns (matched with Python's C(fnmatch) against the path relative to O(src); V(*) matches V(/) too) of
+        the files that reference the others. They are uploaded last.
+    type: list
+    elements: str
+    default: ['*.html']
+  cache_rules:
+    description:
+      - Rules that choose each file's Cache-Control header. The first rule that matches the path relative to O(src)
+        wins.
+      - These rules are tried before the built-in ones, which are, in order
+        V(*.html) -> V(public,max-age=60);
+        content-hashed names such as Vite's C(assets/index-AbCd1234.js) and their C(.map) files (a C(-), 8 characters
+        of C([A-Za-z0-9_-]) including at least one digit or capital letter, then the extension, in an C(assets/)
+        directory) -> V(public,max-age=31536000,immutable);
+        every other file -> V(public,max-age=0,must-revalidate).
+      - A file whose Cache-Control contains C(immutable) is treated as content-hashed and never appears in
+        RV(invalidation_paths).
+    type: list
+    elements: dict
+    suboptions:
+      glob:
+        description:
+          - A C(fnmatch) pattern. Exactly one of O(cache_rules[].glob) and O(cache_rules[].regex) is required.
+        type: str
+      regex:
+        description:
+          - A Python regular expression, found anywhere in the path (C(re.search)); anchor it with C(^) and C($).
+        type: str
+      cache_control:
+        description:
+          - The Cache-Control header for matching files.
+        type: str
+        required: true
+  content_types:
+    description:
+      - Content-Type by file extension (V(.wasm) or V(wasm)), tried before the built-in table.
+      - Built in are C(.html) and C(.htm) (C(text/html; charset=utf-8)), C(.js) and C(.mjs)
+        (C(text/javascript; charset=utf-8)), C(.css), C(.txt) (with C(charset=utf-8)), C(.json) and C(.map)
+        (C(application/json)), C(.webmanifest), C(.xml), C(.svg), C(.png), C(.jpg), C(.jpeg), C(.gif), C(.webp),
+        C(.avif), C(.ico), C(.woff), C(.woff2), C(.ttf), C(.otf) and C(.wasm).
+      - Other extensions are looked up with Python's C(mimetypes); unknown ones get C(application/octet-stream).
+    type: dict
+  acl:
+    description:
+      - Canned ACL for the uploaded files. None is set by default, so buckets with ACLs disabled work.
+      - Changing it does not upload unchanged files again.
+    type: str
+    choices:
+      - private
+      - public-read
+      - public-read-write
+      - authenticated-read
+      - aws-exec-read
+      - bucket-owner-read
+      - bucket-owner-full-control
+  encryption:
+    description:
+      - Server-side encryption for the uploaded files and manifests. By default the bucket's default encryption
+        applies.
+      - Changing it does not upload unchanged files again.
+    type: str
+    choices:
+      - AES256
+      - aws:kms
+  encryption_kms_key_id:
+    description:
+      - The KMS key to encrypt with when O(encryption=aws:kms). Without it S3 uses the AWS managed key.
+    type: str
+notes:
+  - The module runs where the build is, usually the controller; use C(delegate_to=localhost) or a C(localhost) play.
+  - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject), C(s3:DeleteObject), and
+    C(s3:PutObjectAcl) when O(acl) is set.
+  - The paths in RV(invalidation_paths) are not URL-encoded; M(flora.deploy.cloudfront_invalidation) encodes them.
+    A distribution's default root object is cached under V(/) as well as under V(/index.html); add V(/) when the site
+    is reached at its root.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - flora.deploy.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the bucket and reports what would be uploaded and deleted; writes nothing.
+  diff_mode:
+    support: full
+    details:
+      - One line per key with the first 12 characters of its SHA-256 and its Cache-Control, and one per manifest.
+  idempotent:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Publish the frontend build
+  flora.deploy.s3_publish:
+    bucket: flora-frontend-prod
+    src: "{{ playbook_dir }}/../apps/frontend/dist"
+  register: frontend__publish
+
+- name: Invalidate what changed and is not content-hashed
+  flora.deploy.cloudfront_invalidation:
+    distribution_id: E2EXAMPLE12345
+    paths: "{{ frontend__publish.invalidation_paths + ['/'] }}"
+    release_id: "{{ frontend__publish.build_id }}"
+  when: frontend__publish.invalidation_paths | length > 0
+
+- name: Publish under a prefix, keep five older builds, cache fonts for a day
+  flora.deploy.s3_publish:
+    bucket: flora-frontend-staging
+    src: /srv/build/dist
+    prefix: /staging
+    keep_previous: 5
+    workers: 16
+    encryption: aws:kms
+    encryption_kms_key_id: alias/flora-frontend
+    cache_rules:
+      - glob: "fonts/*"
+        cache_control: public,max-age=86400
+      - regex: "^robots\\.txt$"
+        cache_control: public,max-age=3600
+    content_types:
+      .br: application/octet-stream
+"""
+
+RETURN = r"""
+uploaded:
+  description: How many files were uploaded (in check mode, would be uploaded).
+  returned: success
+  type: int
+  sample: 2
+unchanged:
+  description: How many files already had the same content and headers in the bucket.
+  returned: success
+  type: int
+  sample: 5
+deleted:
+  description: How many objects were deleted because no retained build references them (manifests not counted).
+  returned: success
+  type: int
+  sample: 1
+retained:
+  description: How many objects are kept only because one of the previous O(keep_previous) builds references them.
+  returned: success
+  type: int
+  sample: 2
+bytes_uploaded:
+  description: The size of the uploaded files together, in bytes.
+  returned: success
+  type: int
+  sample: 183204
+changed_keys:
+  description: The keys uploaded (or to be uploaded in check mode), entry documents last.
+  returned: success
+  type: list
+  elements: str
+  sample: ["assets/index-XyZw9876.js", "index.html"]
+invalidation_paths:
+  description:
+    - V(/) followed by the path relative to O(src) of every uploaded file that is not content-hashed (its Cache-Control
+      lacks C(immutable)), sorted. Content-hashed files have new names, so no CDN holds a stale copy of them.
+    - The input for a CloudFront invalidation; empty when nothing but content-hashed files changed.
+  returned: success
+  type: list
+  elements: str
+  sample: ["/index.html"]
+deleted_keys:
+  description: The keys of the deleted objects (manifests not included).
+  returned: success
+  type: list
+  elements: str
+  sample: ["assets/index-AbCd1234.js"]
+build_id:
+  description:
+    - The ID of the published build, C(<UTC timestamp>-<build hash>). When the build was already published, the ID of
+      that publish.
+  returned: success
+  type: str
+  sample: 20250301T120000.123456Z-3f2a9c1b7d4e
+manifest_key:
+  description: The key of the manifest that describes the published build.
+  returned: success
+  type: str
+  sample: .publish/manifests/20250301T120000.123456Z-3f2a9c1b7d4e.json
+"""
+
+import datetime
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # caught by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
+    PublishError,
+    check_build_directory,
+    compile_cache_rules,
+    describe_local_files,
+    execute_plan,
+    normalise_content_type_overrides,
+    normalise_prefix,
+    plan_diff,
+    plan_publish,
+    plan_result,
+    read_remote_state,
+    upload_arguments,
+)
+
+# Besides throttling, which AWSRetry already retries.
+RETRY_ERROR_CODES = ["SlowDown", "RequestTimeout"]
+CANNED_ACLS = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+]
+
+
+def main():
+    argument_spec = {
+        "bucket": {"type": "str", "required": True},
+        "src": {"type": "path", "required": True},
+        "prefix": {"type": "str", "default": ""},
+        "workers": {"type": "int", "default": 8},
+        "keep_previous": {"type": "int", "default": 2},
+        "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
+        "cache_rules": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "glob": {"type": "str"},
+                "regex": {"type": "str"},
+                "cache_control": {"type": "str", "required": True},
+            },
+            "mutually_exclusive": [["glob", "regex"]],
+            "required_one_of": [["glob", "regex"]],
+        },
+        "content_types": {"type": "dict"},
+        "acl": {"type": "str", "choices": CANNED_ACLS},
+        "encryption": {"type": "str", "choices": ["AES256", "aws:kms"]},
+        "encryption_kms_key_id": {"type": "str"},
+    }
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    bucket, workers, keep_previous = params["bucket"], params["workers"], params["keep_previous"]
+    if workers < 1:
+        module.fail_json(msg="workers must be at least 1")
+    if keep_previous < 0:
+        module.fail_json(msg="keep_previous must not be negative")
+    if params["encryption_kms_key_id"] and params["encryption"] != "aws:kms":
+        module.fail_json(msg="encryption_kms_key_id needs encryption=aws:kms")
+
+    prefix = normalise_prefix(params["prefix"])
+    location = f"s3://{bucket}/{prefix}"
+    try:
+        files = describe_local_files(
+            check_build_directory(params["src"]),
+            compile_cache_rules(params["cache_rules"]),
+            normalise_content_type_overrides(params["content_types"]),
+        )
+    except PublishError as e:
+        module.fail_json(msg=str(e))
+
+    client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES))
+    try:
+        remote = read_remote_state(client, bucket, prefix, files, keep_previous, workers)
+    except is_boto3_error_code("NoSuchBucket") as e:
+        module.fail_json_aws(e, msg=f"Bucket {bucket} does not exist")
+    except is_boto3_error_code(["AccessDenied", "403"]) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Access denied reading {location}")
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Failed to read {location}")
+    except PublishError as e:
+        module.fail_json(msg=str(e))
+
+    try:
+        plan = plan_publish(
+            prefix, files, remote, keep_previous, params["entry_documents"], datetime.datetime.now(datetime.UTC)
+        )
+    except PublishError as e:
+        module.fail_json(msg=str(e))
+    result = plan_result(plan)
+    if module._diff:
+        result["diff"] = plan_diff(plan, remote, bucket)
+
+    if plan.changed and not module.check_mode:
+        extra = upload_arguments(params["acl"], params["encryption"], params["encryption_kms_key_id"])
+        try:
+            execute_plan(client, bucket, plan, extra, workers)
+        except (BotoCoreError, ClientError) as e:
+            module.fail_json_aws(e, msg=f"Failed to publish {params['src']} to {location}")
+        except PublishError as e:
+            module.fail_json(msg=str(e))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
