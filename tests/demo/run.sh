@@ -7,6 +7,7 @@ PY=.venv/bin/python
 PORT="${FLORA_DEMO_PORT:-5055}"
 STATE=.cache/demo
 mkdir -p "$STATE"
+rm -f "$STATE/backend.env"  # each demo starts from a fresh host state
 
 endpoint=$($PY -m tests.support.localaws start --port "$PORT" --state-dir "$STATE")
 trap '$PY -m tests.support.localaws stop --state-dir "$STATE"' EXIT
