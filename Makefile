@@ -8,12 +8,12 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .collections/ansible_collections/flora/deploy
 SANITY_ROOT := build/sanity/ansible_collections
 DOTENV_READER := tests/fixtures/dotenv-reader
-APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates
+APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates podman runc debootstrap postgresql
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv link node-deps test unit integration sanity lint ruff demo bench build clean
+.PHONY: help deps venv link node-deps test unit integration hosts image sanity lint ruff demo bench build clean
 
 help:
 	@echo "make demo   run the deploy end to end against a local AWS emulator"
@@ -52,13 +52,20 @@ SETUP := venv link node-deps
 
 test: $(SETUP)
 	$(MAKE) --no-print-directory ruff lint sanity
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest tests/unit tests/integration tests/hosts
 
 unit: $(SETUP)
 	$(PY) -m pytest tests/unit
 
 integration: $(SETUP)
 	$(PY) -m pytest tests/integration
+
+# Systemd test hosts under podman (molecule): builds the test host image first when it is missing.
+hosts: $(SETUP)
+	$(PY) -m pytest tests/hosts
+
+image: deps
+	CONTAINERS_CONF=$(CURDIR)/molecule/shared/containers.conf molecule/shared/build-image.sh
 
 ruff: venv
 	$(BIN)/ruff check plugins tests bench

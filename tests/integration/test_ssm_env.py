@@ -8,38 +8,6 @@ import stat
 from tests.integration.test_dotenv_roundtrip import read_with_npm_dotenv
 from tests.support import localaws
 
-SITE = "https://flora.example"
-
-
-def expected_flora_env() -> dict:
-    """The Flora backend .env, as shared/reference/flora-app.md describes it, for the seeded values."""
-    strings = localaws.FLORA_STRING_PARAMETERS
-    secrets = localaws.FLORA_SECURE_PARAMETERS
-    env = {name.upper(): value for name, value in {**strings, **secrets}.items()}
-    del env["DB_USERNAME"], env["DB_PASSWORD"]
-    env.update(
-        {
-            # db_password is 'p@ss/w:rd%20#1 $HOME': every reserved character encoded.
-            "DATABASE_URL": "postgresql://flora_app:p%40ss%2Fw%3Ard%2520%231%20%24HOME@flora-db.internal:5432/flora_db",
-            "SMTP_USER": strings["gmail_user"],
-            "FROM_EMAIL": strings["gmail_user"],
-            "CONTACT_EMAIL": strings["gmail_user"],
-            "SMTP_PASS": secrets["gmail_password"],
-            "NODE_ENV": "production",
-            "PORT": "3001",
-            "SMTP_HOST": "smtp.gmail.com",
-            "SMTP_PORT": "587",
-            "SMTP_SECURE": "false",
-            "FROM_NAME": "Flora Marketplace",
-            "EMAIL_INLINE_ITEM_IMAGES": "false",
-            "FRONTEND_URL": SITE,
-            "BACKEND_PUBLIC_URL": SITE,
-            "EMAIL_IMAGE_BASE_URL": SITE,
-            "EMAIL_LOGO_URL": SITE + "/flora-logo.png",
-        }
-    )
-    return env
-
 
 def test_flora_env_file_check_mode_change_and_idempotence(aws, run_playbook, tmp_path):
     localaws.seed_flora_parameters(aws)
@@ -47,7 +15,7 @@ def test_flora_env_file_check_mode_change_and_idempotence(aws, run_playbook, tmp
     assert result.rc == 0, result
     assert "changed=" in result.output
     env_file = tmp_path / "backend.env"
-    expected = expected_flora_env()
+    expected = localaws.expected_backend_env("https://flora.example", "flora-db.internal:5432")
     expected["GMAIL_PASSWORD"] = expected["SMTP_PASS"] = "rotated app password"
     assert read_with_npm_dotenv(env_file) == expected
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600

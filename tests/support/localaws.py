@@ -170,6 +170,36 @@ def create_site(endpoint_url: str, bucket: str, comment: str = "flora frontend (
     return response["Distribution"]["Id"]
 
 
+def expected_backend_env(site_url: str, db_address: str) -> dict[str, str]:
+    """The Flora backend .env (shared/reference/flora-app.md) for the seeded parameters."""
+    strings = FLORA_STRING_PARAMETERS
+    secrets = FLORA_SECURE_PARAMETERS
+    env = {name.upper(): value for name, value in {**strings, **secrets}.items()}
+    del env["DB_USERNAME"], env["DB_PASSWORD"]
+    env.update(
+        {
+            # db_password is 'p@ss/w:rd%20#1 $HOME': every reserved character encoded.
+            "DATABASE_URL": f"postgresql://flora_app:p%40ss%2Fw%3Ard%2520%231%20%24HOME@{db_address}/flora_db",
+            "SMTP_USER": strings["gmail_user"],
+            "FROM_EMAIL": strings["gmail_user"],
+            "CONTACT_EMAIL": strings["gmail_user"],
+            "SMTP_PASS": secrets["gmail_password"],
+            "NODE_ENV": "production",
+            "PORT": "3001",
+            "SMTP_HOST": "smtp.gmail.com",
+            "SMTP_PORT": "587",
+            "SMTP_SECURE": "false",
+            "FROM_NAME": "Flora Marketplace",
+            "EMAIL_INLINE_ITEM_IMAGES": "false",
+            "FRONTEND_URL": site_url,
+            "BACKEND_PUBLIC_URL": site_url,
+            "EMAIL_IMAGE_BASE_URL": site_url,
+            "EMAIL_LOGO_URL": site_url + "/flora-logo.png",
+        }
+    )
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,77 @@
+"""playbooks/bootstrap_ec2.yml on a systemd test host: converge, idempotence, verification, reboot, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.hosts.conftest import molecule, podman_env, wait_for_health
+from tests.support import localaws
+
+SCENARIO = "bootstrap"
+CONTAINER = "flora-bootstrap"
+
+
+def host_exec(*cmd: str) -> str:
+    return subprocess.run(
+        ["podman", "exec", CONTAINER, *cmd], env=podman_env(), check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_fresh_host_with_an_unknown_ref_fails_before_anything_starts(host_services):
+    assert molecule(host_services, SCENARIO, "destroy").returncode == 0
+    assert molecule(host_services, SCENARIO, "create").returncode == 0
+    result = molecule(host_services, SCENARIO, "converge", "-e", "ec2_bootstrap_ref=no-such-ref")
+    assert result.returncode != 0
+    assert "Unknown git ref 'no-such-ref'" in result.stdout
+    assert host_exec("sh", "-c", "test -e /home/ubuntu/Flora/current && echo live || echo none") == "none"
+    assert host_exec("sh", "-c", "systemctl is-active pm2-ubuntu || true") != "active"
+
+
+def test_bootstrap_converges_idempotently_and_verifies(host_services):
+    converge = molecule(host_services, SCENARIO, "converge")
+    assert converge.returncode == 0, converge.stdout[-6000:] + converge.stderr[-3000:]
+    idempotence = molecule(host_services, SCENARIO, "idempotence")
+    assert idempotence.returncode == 0, idempotence.stdout[-6000:] + idempotence.stderr[-3000:]
+    verify = molecule(host_services, SCENARIO, "verify")
+    assert verify.returncode == 0, verify.stdout[-6000:] + verify.stderr[-3000:]
+
+
+def test_app_comes_back_after_a_reboot_without_ansible(host_services):
+    before = host_exec("readlink", "/home/ubuntu/Flora/current")
+    subprocess.run(["podman", "restart", "--time", "30", CONTAINER], env=podman_env(), check=True, capture_output=True)
+    assert wait_for_health() == 200
+    assert host_exec("systemctl", "is-active", "pm2-ubuntu") == "active"
+    assert host_exec("readlink", "/home/ubuntu/Flora/current") == before
+
+
+def test_missing_ssm_parameter_fails_naming_it_and_leaves_the_app_alone(host_services):
+    ssm = localaws.boto3_client("ssm", host_services["endpoint"])
+    secret = ssm.get_parameter(Name="/flora/prod/jwt_secret", WithDecryption=True)["Parameter"]["Value"]
+    env_before = host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env")
+    ssm.delete_parameter(Name="/flora/prod/jwt_secret")
+    try:
+        result = molecule(host_services, SCENARIO, "converge")
+    finally:
+        ssm.put_parameter(Name="/flora/prod/jwt_secret", Value=secret, Type="SecureString", Overwrite=True)
+    assert result.returncode != 0
+    assert "required keys are missing: JWT_SECRET" in result.stdout
+    assert secret not in result.stdout
+    assert host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env") == env_before
+    assert wait_for_health(timeout=5) == 200
+
+
+def test_unsupported_os_fails_first(host_services):
+    result = molecule(
+        host_services,
+        SCENARIO,
+        "converge",
+        "-e",
+        '{"ec2_bootstrap_supported_os": {"Debian": ["11"], "Ubuntu": ["24"]}}',
+    )
+    assert result.returncode != 0
+    assert "Unsupported operating system Debian 12" in result.stdout
+    assert "TASK [flora.deploy.nodejs" not in result.stdout
+
+
+def test_destroy(host_services):
+    assert molecule(host_services, SCENARIO, "destroy").returncode == 0

@@ -1,0 +1,167 @@
+"""Services the test hosts reach over loopback: PostgreSQL, a git daemon with the fixture app, a file server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_APP = REPO / "tests" / "fixtures" / "flora-app"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+            time.sleep(0.1)
+
+
+def shared_tmpdir(prefix: str) -> Path:
+    """A directory under /var/tmp that other users (postgres, the test host's app user) can read."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@contextmanager
+def postgres(database: str, user: str, password: str) -> Iterator[int]:
+    """A private PostgreSQL cluster on a loopback port with one database and its owner; yields the port."""
+    data = shared_tmpdir("flora-pg-")
+    shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+
+    def as_postgres(*cmd: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True)
+
+    as_postgres(
+        str(PG_BIN / "initdb"),
+        "-D",
+        str(data / "db"),
+        "-U",
+        "postgres",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+    )
+    as_postgres(
+        str(PG_BIN / "pg_ctl"),
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "postgres.log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
+    )
+    try:
+        literal = "'" + password.replace("'", "''") + "'"
+        psql = ["psql", "-h", str(data), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
+        as_postgres(*psql, f'CREATE ROLE "{user}" LOGIN PASSWORD {literal}')
+        as_postgres(*psql, f'CREATE DATABASE "{database}" OWNER "{user}"')
+        yield port
+    finally:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data / "db"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="Flora",
+        GIT_AUTHOR_EMAIL="dev@flora.example",
+        GIT_COMMITTER_NAME="Flora",
+        GIT_COMMITTER_EMAIL="dev@flora.example",
+    )
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def fixture_repository(base: Path) -> Path:
+    """A bare repository holding the fixture app's main branch; returns its path (served as /flora.git)."""
+    work = base / "work"
+    shutil.copytree(FIXTURE_APP, work, ignore=shutil.ignore_patterns("node_modules", "dist", ".env"))
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "Flora fixture app")
+    bare = base / "flora.git"
+    git(base, "clone", "-q", "--bare", str(work), str(bare))
+    git(bare, "remote", "remove", "origin")
+    return bare
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[str]:
+    """git:// on loopback serving the repositories under ``base``; yields the base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def file_server(directory: Path) -> Iterator[str]:
+    """Plain HTTP on loopback for package downloads; yields the base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(directory), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
