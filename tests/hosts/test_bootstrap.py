@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.hosts.conftest import molecule, podman_env, wait_for_health
-from tests.support import localaws
+from tests.hosts.conftest import HOST, molecule, wait_for_health
+from tests.support import localaws, stack
 
 SCENARIO = "bootstrap"
-CONTAINER = "flora-bootstrap"
 
 
 def host_exec(*cmd: str) -> str:
-    return subprocess.run(
-        ["podman", "exec", CONTAINER, *cmd], env=podman_env(), check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return stack.host_exec(HOST, *cmd)
 
 
 def test_fresh_host_with_an_unknown_ref_fails_before_anything_starts(host_services):
@@ -38,7 +35,7 @@ def test_bootstrap_converges_idempotently_and_verifies(host_services):
 
 def test_app_comes_back_after_a_reboot_without_ansible(host_services):
     before = host_exec("readlink", "/home/ubuntu/Flora/current")
-    subprocess.run(["podman", "restart", "--time", "30", CONTAINER], env=podman_env(), check=True, capture_output=True)
+    subprocess.run(["podman", "restart", "--time", "30", HOST], env=stack.podman_env(), check=True, capture_output=True)
     assert wait_for_health() == 200
     assert host_exec("systemctl", "is-active", "pm2-ubuntu") == "active"
     assert host_exec("readlink", "/home/ubuntu/Flora/current") == before
@@ -71,7 +68,3 @@ def test_unsupported_os_fails_first(host_services):
     assert result.returncode != 0
     assert "Unsupported operating system Debian 12" in result.stdout
     assert "TASK [flora.deploy.nodejs" not in result.stdout
-
-
-def test_destroy(host_services):
-    assert molecule(host_services, SCENARIO, "destroy").returncode == 0

@@ -109,17 +109,62 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def fixture_repository(base: Path) -> Path:
-    """A bare repository holding the fixture app's main branch; returns its path (served as /flora.git)."""
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def _variant_v2(work: Path) -> None:
+    _edit(work / "apps/backend/src/index.ts", '"Flora backend is running"', '"Flora backend v2 is running"')
+
+
+def _variant_broken_build(work: Path) -> None:
+    _edit(
+        work / "apps/backend/src/index.ts",
+        "const port = Number(",
+        "const port: number = Number(  this is not TypeScript",
+    )
+
+
+def _variant_unhealthy(work: Path) -> None:
+    _edit(work / "apps/backend/src/index.ts", 'res.json({ status: "healthy"', 'res.status(500).json({ status: "broken"')
+
+
+def _variant_bad_migration(work: Path) -> None:
+    migration = work / "apps/backend/prisma/migrations/20250201000000_broken/migration.sql"
+    migration.parent.mkdir(parents=True)
+    migration.write_text("ALTER TABLE no_such_table ADD COLUMN price integer;\n")
+    _variant_v2(work)
+
+
+# Branches of the fixture repository, each a commit on top of main.
+VARIANTS = {
+    "v2": _variant_v2,
+    "broken-build": _variant_broken_build,
+    "unhealthy": _variant_unhealthy,
+    "bad-migration": _variant_bad_migration,
+}
+
+
+def fixture_repository(base: Path) -> dict[str, str]:
+    """A bare repository base/flora.git with main and the VARIANTS branches; returns branch -> commit."""
     work = base / "work"
     shutil.copytree(FIXTURE_APP, work, ignore=shutil.ignore_patterns("node_modules", "dist", ".env"))
     git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "Flora fixture app")
-    bare = base / "flora.git"
-    git(base, "clone", "-q", "--bare", str(work), str(bare))
-    git(bare, "remote", "remove", "origin")
-    return bare
+    commits = {"main": git(work, "rev-parse", "HEAD")}
+    for branch, change in VARIANTS.items():
+        git(work, "checkout", "-q", "-b", branch, "main")
+        change(work)
+        git(work, "add", "-A")
+        git(work, "commit", "-q", "-m", f"Fixture variant {branch}")
+        commits[branch] = git(work, "rev-parse", "HEAD")
+    git(work, "checkout", "-q", "main")
+    git(base, "clone", "-q", "--bare", str(work), str(base / "flora.git"))
+    git(base / "flora.git", "remote", "remove", "origin")
+    return commits
 
 
 @contextmanager

@@ -1,0 +1,125 @@
+"""Backend redeploys: playbooks/redeploy_backend.yml against the app's manual command sequence.
+
+Both run on the same systemd test host in one run: ours serves on 3001 under PM2 cluster mode, the manual
+checkout (as the deployment note does it: git pull, pnpm install, build, db:setup, pm2 restart in fork mode)
+on 3002. A steady load on each counts failed requests during its redeploy. The app takes 1.5 s to start.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support import stack
+from tests.support.load import SteadyLoad
+
+HOST = "flora-bench"
+STARTUP_DELAY_MS = "1500"
+MANUAL = "/home/ubuntu/Flora-manual"
+MANUAL_SEQUENCE = (
+    "set -e; cd {dir} && git fetch -q origin && git checkout -q {ref} && git pull -q origin {ref} && "
+    "pnpm install --silent && pnpm --filter backend build >/dev/null && pnpm --filter backend db:setup >/dev/null && "
+    "cd apps/backend && pm2 restart flora-manual >/dev/null"
+)
+
+
+def as_app_user(script: str, env: dict) -> None:
+    subprocess.run(
+        [
+            "podman",
+            "exec",
+            "--user",
+            "ubuntu",
+            "--workdir",
+            "/home/ubuntu",
+            "-e",
+            "PM2_HOME=/home/ubuntu/.pm2",
+            "-e",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "-e",
+            "CI=true",
+            HOST,
+            "bash",
+            "-c",
+            script,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def setup_manual_checkout(local: dict) -> None:
+    """The app's way: a clone that is built and restarted in place, run by PM2 in fork mode."""
+    repo_url = (
+        (local["inventory"] / "group_vars" / "all.yml").read_text().split("backend_release_repo_url: ")[1].split()[0]
+    )
+    as_app_user(
+        f"set -e; git clone -q {repo_url} {MANUAL} && cd {MANUAL} && pnpm install --silent && "
+        "pnpm --filter backend build >/dev/null && "
+        f"sed -e 's/^PORT=.*/PORT=3002/' /home/ubuntu/Flora/shared/backend.env > apps/backend/.env && "
+        f"echo FLORA_STARTUP_DELAY_MS={STARTUP_DELAY_MS} >> apps/backend/.env && "
+        "cd apps/backend && pm2 start dist/index.js --name flora-manual >/dev/null",
+        local["env"],
+    )
+
+
+def run(local: dict) -> list[str]:
+    env = local["env"]
+
+    def ours(ref: str) -> None:
+        result = stack.playbook(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+        if result.returncode != 0:
+            raise SystemExit(result.stdout[-4000:])
+
+    app_env = {"pm2_app_env": {"NODE_ENV": "production", "FLORA_STARTUP_DELAY_MS": STARTUP_DELAY_MS}}
+    bootstrap = stack.playbook(local, "bootstrap_ec2.yml", "-e", json.dumps(app_env))
+    if bootstrap.returncode != 0:
+        raise SystemExit(bootstrap.stdout[-4000:])
+    setup_manual_checkout(local)
+    time.sleep(3)
+
+    with SteadyLoad("http://127.0.0.1:3001/api/health") as ours_load:
+        ours_change = timed(lambda: ours("v2"))
+    with SteadyLoad("http://127.0.0.1:3002/api/health") as manual_load:
+        manual_change = timed(lambda: as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref="v2"), env))
+    ours_noop = timed(lambda: ours("v2"))
+    manual_noop = timed(lambda: as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref="v2"), env))
+
+    return [
+        "### Backend redeploy: redeploy_backend.yml vs the manual sequence (same host, app starts in 1.5 s)",
+        "| scenario | manual (git pull, pnpm install, build, db:setup, pm2 restart) | redeploy_backend.yml | ratio |",
+        "|---|---|---|---|",
+        f"| one-line backend change | {manual_change:.1f} s | {ours_change:.1f} s | {ours_change / manual_change:.2f}x |",
+        f"| nothing changed | {manual_noop:.1f} s | {ours_noop:.1f} s | {ours_noop / manual_noop:.2f}x |",
+        (
+            f"| failed requests during the change | {len(manual_load.failures)} of {manual_load.sent} "
+            f"| {len(ours_load.failures)} of {ours_load.sent} | |"
+        ),
+    ]
+
+
+def main() -> list[str]:
+    stack.build_test_host_image()
+    with tempfile.TemporaryDirectory(prefix="flora-bench-") as work, stack.local_stack(Path(work), HOST) as local:
+        subprocess.run(["podman", "rm", "-f", HOST], env=local["env"], capture_output=True, check=False)
+        subprocess.run(
+            ["podman", "run", "-d", "--name", HOST, "--systemd=always", "--network", "host", stack.IMAGE, "/sbin/init"],
+            env=local["env"],
+            capture_output=True,
+            check=True,
+        )
+        try:
+            return run(local)
+        finally:
+            subprocess.run(["podman", "rm", "-f", HOST], env=local["env"], capture_output=True, check=False)

@@ -1,0 +1,113 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The release ledger: one JSON file on the host recording each release's commit, time and status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STATUSES = ("built", "live", "previous", "failed", "pruned")
+LEDGER_VERSION = 1
+
+
+class LedgerError(ValueError):
+    pass
+
+
+def empty_ledger() -> dict[str, Any]:
+    return {"version": LEDGER_VERSION, "current": None, "releases": []}
+
+
+def parse_ledger(text: str | None) -> dict[str, Any]:
+    if not text or not text.strip():
+        return empty_ledger()
+    try:
+        ledger = json.loads(text)
+    except ValueError as exc:
+        raise LedgerError(f"the ledger is not valid JSON: {exc}") from exc
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("releases"), list):
+        raise LedgerError("the ledger has no 'releases' list")
+    ledger.setdefault("current", None)
+    ledger.setdefault("version", LEDGER_VERSION)
+    return ledger
+
+
+def render_ledger(ledger: dict[str, Any]) -> str:
+    return json.dumps(ledger, indent=2, sort_keys=True) + "\n"
+
+
+def find_release(ledger: dict[str, Any], commit: str) -> dict[str, Any] | None:
+    for release in ledger["releases"]:
+        if release["commit"] == commit:
+            return release
+    return None
+
+
+def record_release(
+    ledger: dict[str, Any],
+    commit: str,
+    status: str,
+    now: str,
+    ref: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """A copy of ``ledger`` with ``commit`` in ``status``; ``live`` demotes the former live release."""
+    if status not in STATUSES:
+        raise LedgerError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+    ledger = json.loads(json.dumps(ledger))
+    release = find_release(ledger, commit)
+    if release is None:
+        release = {"commit": commit, "created_at": now}
+        ledger["releases"].append(release)
+    if status == "live":
+        for other in ledger["releases"]:
+            if other is not release and other.get("status") == "live":
+                other["status"] = "previous"
+        ledger["current"] = commit
+        release["deployed_at"] = now
+    elif ledger.get("current") == commit:
+        ledger["current"] = None
+    release["status"] = status
+    release["updated_at"] = now
+    if ref is not None:
+        release["ref"] = ref
+    if message is not None:
+        release["message"] = message
+    elif "message" in release and status != "failed":
+        del release["message"]
+    return ledger
+
+
+def last_good(ledger: dict[str, Any], exclude: str | None = None) -> str | None:
+    """The most recently deployed release that served successfully, other than ``exclude``."""
+    candidates = [
+        release
+        for release in ledger["releases"]
+        if release.get("status") in ("live", "previous") and release["commit"] != exclude and release.get("deployed_at")
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda release: release["deployed_at"])["commit"]
+
+
+def releases_to_prune(ledger: dict[str, Any], keep: int, present: list[str]) -> list[str]:
+    """Release directories beyond the newest ``keep`` in all; the current and the last good one always stay."""
+    protected = {ledger.get("current"), last_good(ledger, exclude=ledger.get("current"))}
+    known = {release["commit"]: release for release in ledger["releases"]}
+    ordered = sorted(
+        present,
+        key=lambda commit: (known.get(commit, {}).get("updated_at") or "", commit),
+        reverse=True,
+    )
+    kept = len(protected & set(present))
+    prune = []
+    for commit in ordered:
+        if commit in protected:
+            continue
+        if kept < keep:
+            kept += 1
+            continue
+        prune.append(commit)
+    return prune

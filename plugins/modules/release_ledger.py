@@ -1,0 +1,183 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_ledger
+short_description: Record and read the backend's releases on the host
+version_added: 0.1.0
+description:
+  - Keeps a small JSON ledger of the backend's releases on the host (commit, ref, times, status), written
+    atomically, so later plays and people can see what is live, what served before and what failed.
+  - With O(status=live) the release becomes the current one and the former live release becomes V(previous).
+  - With O(prune_keep), release directories in O(releases_dir) beyond the newest O(prune_keep) are deleted,
+    never the current release nor the last good one, and are marked V(pruned).
+author:
+  - Flora platform team (@flora-marketplace)
+options:
+  path:
+    description: The ledger file.
+    type: path
+    required: true
+  commit:
+    description: The release to record. Without it the module only reads (and prunes).
+    type: str
+  status:
+    description: The release's new status.
+    type: str
+    choices: [built, live, previous, failed, pruned]
+  ref:
+    description: The ref the commit was deployed from.
+    type: str
+  reason:
+    description: Why a release failed.
+    type: str
+  releases_dir:
+    description: Directory holding one directory per release commit; needed for O(prune_keep).
+    type: path
+  prune_keep:
+    description: Number of release directories to keep in O(releases_dir), the current and the last good one included.
+    type: int
+  owner:
+    description: Owner of the ledger file.
+    type: str
+extends_documentation_fragment:
+  - flora.deploy.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details: Recording a release updates its timestamps, so it reports a change each time a status is set again.
+"""
+
+EXAMPLES = r"""
+- name: Mark the new release live
+  flora.deploy.release_ledger:
+    path: /home/ubuntu/Flora/releases.json
+    commit: "{{ backend_release_commit }}"
+    ref: main
+    status: live
+
+- name: Read the ledger
+  flora.deploy.release_ledger:
+    path: /home/ubuntu/Flora/releases.json
+  register: ledger
+
+- name: Keep five release directories
+  flora.deploy.release_ledger:
+    path: /home/ubuntu/Flora/releases.json
+    releases_dir: /home/ubuntu/Flora/releases
+    prune_keep: 5
+"""
+
+RETURN = r"""
+current:
+  description: The live release's commit, if any.
+  returned: always
+  type: str
+last_good:
+  description: The most recent release other than the current one that served successfully.
+  returned: always
+  type: str
+releases:
+  description: Every recorded release, oldest first.
+  returned: always
+  type: list
+  elements: dict
+pruned:
+  description: Release directories deleted.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import os
+import pwd
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.flora.deploy.plugins.module_utils.envfile import write_atomically
+from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
+    STATUSES,
+    LedgerError,
+    last_good,
+    parse_ledger,
+    record_release,
+    releases_to_prune,
+    render_ledger,
+)
+
+
+def release_directories(path):
+    """Finished release directories (work directories of interrupted builds start with a dot)."""
+    return sorted(
+        name for name in os.listdir(path) if not name.startswith(".") and os.path.isdir(os.path.join(path, name))
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            commit=dict(type="str"),
+            status=dict(type="str", choices=list(STATUSES)),
+            ref=dict(type="str"),
+            reason=dict(type="str"),
+            releases_dir=dict(type="path"),
+            prune_keep=dict(type="int"),
+            owner=dict(type="str"),
+        ),
+        required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = params["path"]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        text = None
+    try:
+        ledger = parse_ledger(text)
+    except LedgerError as e:
+        module.fail_json(msg=f"Cannot read {path}: {e}")
+
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    if params["commit"]:
+        ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
+
+    pruned = []
+    if params["prune_keep"] is not None:
+        if params["prune_keep"] < 1:
+            module.fail_json(msg="prune_keep must be at least 1")
+        pruned = releases_to_prune(ledger, params["prune_keep"], release_directories(params["releases_dir"]))
+        for commit in pruned:
+            if not module.check_mode:
+                shutil.rmtree(os.path.join(params["releases_dir"], commit))
+            if any(release["commit"] == commit for release in ledger["releases"]):
+                ledger = record_release(ledger, commit, "pruned", now)
+
+    content = render_ledger(ledger)
+    changed = content != text
+    if changed and not module.check_mode:
+        uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else -1
+        gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1
+        write_atomically(path, content, 0o644, uid, gid)
+    module.exit_json(
+        changed=changed or bool(pruned),
+        current=ledger.get("current"),
+        last_good=last_good(ledger, exclude=ledger.get("current")),
+        releases=ledger["releases"],
+        pruned=pruned,
+    )
+
+
+if __name__ == "__main__":
+    main()

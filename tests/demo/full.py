@@ -1,0 +1,88 @@
+"""make demo: the main job end to end on an embedded default.
+
+A local AWS (moto server) with the Flora parameters, a bucket and a distribution; a local systemd test host
+(podman) that reaches PostgreSQL, the fixture app's git repository and a stand-in CloudWatch agent package over
+loopback. Then, as a user runs them: bootstrap the host, redeploy a new commit, redeploy again (the no-op),
+publish a frontend build and invalidate what changed. Prints the health URL, the release ledger and timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.support import localaws, stack
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "flora-demo"
+HEALTH_URL = "http://127.0.0.1:3001/api/health"
+
+
+def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
+    print(f"\n=== {title} ===", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
+    timings.append((title, time.perf_counter() - start))
+    shown = ('"Publish: ', '"Invalidation: ', " : ok=")
+    print("\n".join(line.strip() for line in proc.stdout.splitlines() if any(mark in line for mark in shown)))
+    if proc.returncode != 0:
+        print(proc.stdout[-6000:], proc.stderr[-2000:])
+        raise SystemExit(f"{title} failed")
+
+
+def main() -> int:
+    stack.build_test_host_image()
+    timings: list = []
+    with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
+        env = local["env"]
+        distribution = localaws.create_site(local["endpoint"], "flora-frontend-demo")
+        subprocess.run(["podman", "rm", "-f", HOST], env=env, capture_output=True, check=False)
+        subprocess.run(
+            ["podman", "run", "-d", "--name", HOST, "--systemd=always", "--network", "host", stack.IMAGE, "/sbin/init"],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        try:
+            step("Bootstrap the backend host (main)", stack.playbook_command(local, "bootstrap_ec2.yml"), env, timings)
+            redeploy = stack.playbook_command(local, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v2")
+            step("Redeploy a new commit (v2)", redeploy, env, timings)
+            step("Redeploy v2 again: nothing to do", redeploy, env, timings)
+            publish = [str(Path(sys.executable).parent / "ansible-playbook"), "tests/demo/publish.yml"]
+            step("Publish the frontend build and invalidate what changed", publish, env, timings)
+            step("Publish again: nothing to do", publish, env, timings)
+
+            with urllib.request.urlopen(HEALTH_URL, timeout=5) as response:
+                health = response.read().decode()
+            ledger = json.loads(stack.host_exec(HOST, "cat", "/home/ubuntu/Flora/releases.json"))
+            print(f"\nHealth: {HEALTH_URL} -> {health}")
+            print(f"Local AWS: {local['endpoint']} (CloudFront distribution {distribution})")
+            print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
+            for release in ledger["releases"]:
+                print(
+                    f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref', '-'):<5}  "
+                    f"deployed {release.get('deployed_at', '-')}"
+                )
+            print("Timings:")
+            for title, elapsed in timings:
+                print(f"  {elapsed:6.1f} s  {title}")
+            if os.environ.get("FLORA_DEMO_KEEP"):
+                print(f"\nThe host {HOST} and its services keep running until Ctrl-C.")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            subprocess.run(["podman", "rm", "-f", HOST], env=env, capture_output=True, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""playbooks/redeploy_backend.yml and rollback_backend.yml on the bootstrapped systemd test host."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from tests.hosts.conftest import HOST
+from tests.support import localaws, stack
+from tests.support.load import SteadyLoad
+from tests.support.stack import playbook, playbook_command
+
+HEALTH = "http://127.0.0.1:3001/api/health"
+
+
+def host_exec(*cmd: str) -> str:
+    return stack.host_exec(HOST, *cmd)
+
+
+def live_commit() -> str:
+    return host_exec("readlink", "/home/ubuntu/Flora/current").rsplit("/", 1)[-1]
+
+
+def health_message() -> str:
+    return json.loads(host_exec("curl", "-sf", HEALTH))["message"]
+
+
+def ledger() -> dict:
+    return json.loads(host_exec("cat", "/home/ubuntu/Flora/releases.json"))
+
+
+def ledger_status(commit: str) -> str:
+    return next(r["status"] for r in ledger()["releases"] if r["commit"] == commit)
+
+
+def recap_changed(output: str) -> int:
+    return int(re.search(r"flora-bootstrap\s*:.*changed=(\d+)", output).group(1))
+
+
+def redeploy(services, ref: str, *extra: str) -> subprocess.CompletedProcess:
+    return playbook(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
+
+
+@pytest.fixture(scope="module")
+def host(bootstrapped_host):
+    return bootstrapped_host
+
+
+def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
+    commits = host["commits"]
+    assert live_commit() == commits["main"]
+    with SteadyLoad(HEALTH) as load:
+        result = redeploy(host, "v2")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap_changed(result.stdout) > 0
+    assert load.sent > 50
+    assert load.failures == []
+    assert health_message() == "Flora backend v2 is running"
+    assert live_commit() == commits["v2"]
+    assert ledger()["current"] == commits["v2"]
+    assert ledger_status(commits["main"]) == "previous"
+
+
+def test_redeploy_of_the_live_commit_is_a_no_op(host):
+    result = redeploy(host, "v2")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap_changed(result.stdout) == 0
+    assert "Install dependencies" not in result.stdout
+    assert "Reload the app" not in result.stdout
+
+
+def test_secret_change_alone_reloads_without_a_build(host):
+    ssm = localaws.boto3_client("ssm", host["endpoint"])
+    ssm.put_parameter(
+        Name="/flora/prod/stripe_secret_key", Value="sk_test_rotated_91", Type="SecureString", Overwrite=True
+    )
+    pids_before = host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
+    with SteadyLoad(HEALTH) as load:
+        result = redeploy(host, "v2")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests]" in result.stdout
+    assert "Install dependencies" not in result.stdout
+    assert "sk_test_rotated_91" not in result.stdout
+    assert load.failures == []
+    assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
+    assert "STRIPE_SECRET_KEY='sk_test_rotated_91'" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
+
+
+def test_broken_build_fails_and_the_old_release_keeps_serving(host):
+    commits = host["commits"]
+    with SteadyLoad(HEALTH) as load:
+        result = redeploy(host, "broken-build")
+    assert result.returncode != 0
+    assert "failed before the switch" in result.stdout
+    assert f"{commits['v2'][:12]} is still serving" in result.stdout
+    assert load.failures == []
+    assert live_commit() == commits["v2"]
+    assert health_message() == "Flora backend v2 is running"
+    assert ledger_status(commits["broken-build"]) == "failed"
+
+
+def test_failed_migration_stops_before_the_switch(host):
+    commits = host["commits"]
+    result = redeploy(host, "bad-migration")
+    assert result.returncode != 0
+    assert "Apply database migrations" in result.stdout
+    assert "failed before the switch" in result.stdout
+    assert live_commit() == commits["v2"]
+    assert ledger_status(commits["bad-migration"]) == "failed"
+
+
+def test_unhealthy_release_is_rolled_back_automatically(host):
+    commits = host["commits"]
+    with SteadyLoad(HEALTH) as load:
+        result = redeploy(host, "unhealthy", "-e", "backend_redeploy_health_retries=3")
+    assert result.returncode != 0
+    assert "Rolled back automatically" in result.stdout
+    assert f"{commits['v2'][:12]} is serving again" in result.stdout
+    assert live_commit() == commits["v2"]
+    assert health_message() == "Flora backend v2 is running"
+    assert ledger_status(commits["unhealthy"]) == "failed"
+    assert ledger()["current"] == commits["v2"]
+    # The broken release answered 500 while it was live: those are the only failures.
+    assert all("500" in failure for failure in load.failures)
+
+
+def test_rollback_playbook_returns_to_the_last_good_release(host):
+    commits = host["commits"]
+    result = playbook(host, "rollback_backend.yml")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert live_commit() == commits["main"]
+    assert health_message() == "Flora backend is running"
+    result = playbook(host, "rollback_backend.yml", "-e", f"backend_redeploy_rollback_to={commits['v2']}")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert live_commit() == commits["v2"]
+
+
+def test_rollback_to_an_unknown_release_fails_clearly(host):
+    result = playbook(host, "rollback_backend.yml", "-e", "backend_redeploy_rollback_to=0123456789abcdef")
+    assert result.returncode != 0
+    assert "is not a built release" in result.stdout
+    assert live_commit() == host["commits"]["v2"]
+
+
+def test_a_second_concurrent_redeploy_fails_fast_on_the_lock(host):
+    command = playbook_command(host, "redeploy_backend.yml", "-e", "backend_redeploy_ref=main")
+    first = subprocess.Popen(command, env=host["env"], stdout=subprocess.PIPE, text=True)
+    try:
+        host_exec(
+            "sh",
+            "-c",
+            "for i in $(seq 1 100); do test -d /home/ubuntu/Flora/.deploy.lock && exit 0; sleep 0.2; done; exit 1",
+        )
+        second = redeploy(host, "main")
+    finally:
+        first_out, _stderr = first.communicate(timeout=900)
+    assert second.returncode != 0
+    assert "Another redeploy of this host is running" in second.stdout
+    assert first.returncode == 0, first_out[-4000:]
+    assert live_commit() == host["commits"]["main"]

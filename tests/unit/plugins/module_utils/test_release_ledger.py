@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
+    LedgerError,
+    empty_ledger,
+    last_good,
+    parse_ledger,
+    record_release,
+    releases_to_prune,
+    render_ledger,
+)
+
+
+def deploy(ledger, *commits_and_statuses):
+    for step, (commit, status) in enumerate(commits_and_statuses):
+        ledger = record_release(ledger, commit, status, f"2026-01-01T00:00:{step:02d}+00:00", ref="main")
+    return ledger
+
+
+def test_going_live_demotes_the_former_live_release():
+    ledger = deploy(empty_ledger(), ("a", "built"), ("a", "live"), ("b", "built"), ("b", "live"))
+    assert ledger["current"] == "b"
+    assert {r["commit"]: r["status"] for r in ledger["releases"]} == {"a": "previous", "b": "live"}
+    assert last_good(ledger, exclude="b") == "a"
+
+
+def test_a_failed_release_is_never_last_good():
+    ledger = deploy(empty_ledger(), ("a", "live"), ("b", "live"), ("c", "failed"))
+    assert ledger["current"] == "b"
+    assert last_good(ledger, exclude="b") == "a"
+    assert last_good(ledger) == "b"
+
+
+def test_failure_message_is_kept_until_the_release_succeeds():
+    ledger = record_release(empty_ledger(), "a", "failed", "t1", message="health check failed")
+    assert ledger["releases"][0]["message"] == "health check failed"
+    ledger = record_release(ledger, "a", "live", "t2")
+    assert "message" not in ledger["releases"][0]
+
+
+def test_prune_keeps_current_and_last_good_whatever_their_age():
+    ledger = deploy(
+        empty_ledger(), ("old-good", "live"), ("f1", "failed"), ("f2", "failed"), ("f3", "failed"), ("cur", "live")
+    )
+    # last good other than current is old-good (f1..f3 failed); keep 2 means cur + old-good only.
+    present = ["old-good", "f1", "f2", "f3", "cur", "untracked"]
+    assert sorted(releases_to_prune(ledger, 2, present)) == ["f1", "f2", "f3", "untracked"]
+    assert sorted(releases_to_prune(ledger, 4, present)) == ["f1", "untracked"]
+
+
+def test_record_rejects_unknown_status():
+    with pytest.raises(LedgerError):
+        record_release(empty_ledger(), "a", "deployed", "t")
+
+
+def test_round_trip_and_bad_files():
+    ledger = deploy(empty_ledger(), ("a", "live"))
+    assert parse_ledger(render_ledger(ledger)) == ledger
+    assert parse_ledger("") == empty_ledger()
+    with pytest.raises(LedgerError):
+        parse_ledger("{not json")
+    with pytest.raises(LedgerError):
+        parse_ledger("[]")
