@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FILES = int(os.environ.get("BENCH_FILES", "2000"))
 TOTAL_BYTES = int(os.environ.get("BENCH_BYTES", str(25 * 1024 * 1024)))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def generate_build(dest: Path, changed_asset: int | None = None) -> None:
@@ -109,26 +111,35 @@ def row(name: str, cli: tuple, ours: tuple) -> str:
 
 
 def bench_publish(endpoint: str, env: dict, work: Path) -> list[str]:
+    """Scenarios (a), (b), (c) in ROUNDS rounds on fresh buckets; the median time of each, to damp noise."""
     s3 = localaws.boto3_client("s3", endpoint)
-    for bucket in ("bench-cli", "bench-ours"):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
     build = work / "dist"
+    results: dict[str, list[tuple]] = {}
+    for round_number in range(ROUNDS):
+        cli_bucket, ours_bucket = f"bench-cli-{round_number}", f"bench-ours-{round_number}"
+        for bucket in (cli_bucket, ours_bucket):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
+        for scenario, changed_asset in (
+            ("(a) first publish", None),
+            ("(b) rebuild, same content", None),
+            ("(c) rebuild, one asset changed", 1),
+        ):
+            generate_build(build, changed_asset=changed_asset)
+            results.setdefault(scenario, []).append(
+                (cli_publish(build, cli_bucket, env), ours_publish(build, ours_bucket, env))
+            )
     lines = [
-        f"### s3_publish vs aws s3 sync ({FILES} files, {TOTAL_BYTES / 2**20:.0f} MB)",
+        f"### s3_publish vs aws s3 sync ({FILES} files, {TOTAL_BYTES / 2**20:.0f} MB, median of {ROUNDS} rounds)",
         "| scenario | aws s3 sync + cp | flora.deploy.s3_publish | ratio |",
         "|---|---|---|---|",
     ]
-    generate_build(build)
-    lines.append(row("(a) first publish", cli_publish(build, "bench-cli", env), ours_publish(build, "bench-ours", env)))
-    generate_build(build)
+    for scenario, runs in results.items():
+        cli = (statistics.median(run[0][0] for run in runs), runs[-1][0][1])
+        ours = (statistics.median(run[1][0] for run in runs), runs[-1][1][1], runs[-1][1][2])
+        lines.append(row(scenario, cli, ours))
     lines.append(
-        row("(b) rebuild, same content", cli_publish(build, "bench-cli", env), ours_publish(build, "bench-ours", env))
+        f"(c) keys s3_publish uploaded: {', '.join(sorted(results['(c) rebuild, one asset changed'][-1][1][2]))}"
     )
-    generate_build(build, changed_asset=1)
-    cli = cli_publish(build, "bench-cli", env)
-    ours = ours_publish(build, "bench-ours", env)
-    lines.append(row("(c) rebuild, one asset changed", cli, ours))
-    lines.append(f"(c) keys s3_publish uploaded: {', '.join(sorted(ours[2]))}")
     return lines
 
 

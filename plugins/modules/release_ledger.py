@@ -165,7 +165,8 @@ def main():
                 ledger = record_release(ledger, commit, "pruned", now)
 
     content = render_ledger(ledger)
-    changed = content != text
+    # Reading alone never writes, not even an empty ledger.
+    changed = bool(params["commit"] or pruned) and content != text
     if changed and not module.check_mode:
         uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else -1
         gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -161,3 +164,41 @@ def test_a_second_concurrent_redeploy_fails_fast_on_the_lock(host):
     assert "Another redeploy of this host is running" in second.stdout
     assert first.returncode == 0, first_out[-4000:]
     assert live_commit() == host["commits"]["main"]
+
+
+def wait_on_host(check: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while subprocess.run(
+        ["podman", "exec", HOST, "sh", "-c", check], env=stack.podman_env(), capture_output=True, check=False
+    ).returncode:
+        assert time.monotonic() < deadline, f"timed out waiting for: {check}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "ref, moment",
+    [
+        ("v3", "during the build: test -d /home/ubuntu/Flora/releases/.{commit}.partial/node_modules"),
+        ("v2", "right after the switch: readlink /home/ubuntu/Flora/current | grep -q {commit}"),
+    ],
+)
+def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, ref, moment):
+    commit = host["commits"][ref]
+    check = moment.split(": ", 1)[1].format(commit=commit)
+    with SteadyLoad(HEALTH) as load:
+        command = playbook_command(host, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+        run = subprocess.Popen(command, env=host["env"], stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_on_host(check)
+        finally:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
+        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)'", timeout=120)
+    assert load.failures == []
+    result = redeploy(host, ref)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert live_commit() == commit
+    assert ledger()["current"] == commit
+    assert health_message() == f"Flora backend {ref} is running"
+    assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")

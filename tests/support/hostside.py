@@ -119,6 +119,10 @@ def _variant_v2(work: Path) -> None:
     _edit(work / "apps/backend/src/index.ts", '"Flora backend is running"', '"Flora backend v2 is running"')
 
 
+def _variant_v3(work: Path) -> None:
+    _edit(work / "apps/backend/src/index.ts", '"Flora backend is running"', '"Flora backend v3 is running"')
+
+
 def _variant_broken_build(work: Path) -> None:
     _edit(
         work / "apps/backend/src/index.ts",
@@ -141,6 +145,7 @@ def _variant_bad_migration(work: Path) -> None:
 # Branches of the fixture repository, each a commit on top of main.
 VARIANTS = {
     "v2": _variant_v2,
+    "v3": _variant_v3,
     "broken-build": _variant_broken_build,
     "unhealthy": _variant_unhealthy,
     "bad-migration": _variant_bad_migration,
