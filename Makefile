@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .collections/ansible_collections/flora/deploy
 SANITY_ROOT := build/sanity/ansible_collections
 DOTENV_READER := tests/fixtures/dotenv-reader
-APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates podman runc debootstrap postgresql
+# The frontend publish tests build the fixture app with the pnpm its packageManager field names.
+PNPM_VERSION := 10.34.9
+APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates openssh-client podman runc debootstrap postgresql
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -47,6 +49,7 @@ $(DOTENV_READER)/node_modules/.installed: $(DOTENV_READER)/package-lock.json | .
 	cd $(DOTENV_READER) && npm ci --no-audit --no-fund --silent
 	@touch $@
 node-deps: $(DOTENV_READER)/node_modules/.installed
+	@command -v pnpm >/dev/null || npm install -g --no-audit --no-fund --silent pnpm@$(PNPM_VERSION)
 
 SETUP := venv link node-deps
 

@@ -112,14 +112,8 @@ def run(local: dict) -> list[str]:
 def main() -> list[str]:
     stack.build_test_host_image()
     with tempfile.TemporaryDirectory(prefix="flora-bench-") as work, stack.local_stack(Path(work), HOST) as local:
-        subprocess.run(["podman", "rm", "-f", HOST], env=local["env"], capture_output=True, check=False)
-        subprocess.run(
-            ["podman", "run", "-d", "--name", HOST, "--systemd=always", "--network", "host", stack.IMAGE, "/sbin/init"],
-            env=local["env"],
-            capture_output=True,
-            check=True,
-        )
+        stack.start_test_host(local)
         try:
             return run(local)
         finally:
-            subprocess.run(["podman", "rm", "-f", HOST], env=local["env"], capture_output=True, check=False)
+            stack.remove_test_host(local)

@@ -42,13 +42,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
         env = local["env"]
         distribution = localaws.create_site(local["endpoint"], "flora-frontend-demo")
-        subprocess.run(["podman", "rm", "-f", HOST], env=env, capture_output=True, check=False)
-        subprocess.run(
-            ["podman", "run", "-d", "--name", HOST, "--systemd=always", "--network", "host", stack.IMAGE, "/sbin/init"],
-            env=env,
-            capture_output=True,
-            check=True,
-        )
+        stack.start_test_host(local)
         try:
             step("Bootstrap the backend host (main)", stack.playbook_command(local, "bootstrap_ec2.yml"), env, timings)
             redeploy = stack.playbook_command(local, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v2")
@@ -80,7 +74,7 @@ def main() -> int:
                 except KeyboardInterrupt:
                     pass
         finally:
-            subprocess.run(["podman", "rm", "-f", HOST], env=env, capture_output=True, check=False)
+            stack.remove_test_host(local)
     return 0
 
 

@@ -30,6 +30,7 @@ def host_services(tmp_path_factory):
 def bootstrapped_host(host_services):
     """The test host with the fixture app's main branch live (a no-op converge when already bootstrapped)."""
     assert molecule(host_services, "bootstrap", "create").returncode == 0
+    stack.authorize_ssh(host_services)
     converge = molecule(host_services, "bootstrap", "converge")
     assert converge.returncode == 0, converge.stdout[-4000:]
     return host_services

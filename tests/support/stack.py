@@ -21,23 +21,67 @@ from tests.support import hostside, localaws
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "molecule" / "shared" / "containers.conf"
 STAND_IN = REPO / "tests" / "fixtures" / "cloudwatch-agent-stand-in"
-IMAGE = "localhost/flora-testhost:bookworm"
+BUILD_IMAGE = REPO / "molecule" / "shared" / "build-image.sh"
+# The same tag build-image.sh computes: it follows the recipe's content.
+IMAGE = f"localhost/flora-testhost:bookworm-{hashlib.sha256(BUILD_IMAGE.read_bytes()).hexdigest()[:12]}"
+SSH_PORT = 2222
 
 
 def podman_env() -> dict:
-    return dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
+    return dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF), FLORA_TESTHOST_IMAGE=IMAGE)
 
 
 def build_test_host_image() -> None:
-    subprocess.run([str(REPO / "molecule" / "shared" / "build-image.sh")], check=True, env=podman_env())
+    subprocess.run([str(BUILD_IMAGE)], check=True, env=podman_env())
 
 
-def write_inventory(directory: Path, host: str, variables: dict) -> None:
-    """group_vars shared by molecule (linked in molecule.yml) and direct playbook runs, and a hosts file."""
+def write_inventory(directory: Path, host: str, variables: dict, ssh_key: Path) -> None:
+    """group_vars shared by molecule (linked in molecule.yml) and direct playbook runs, and a hosts file.
+
+    Direct runs reach the host the way they reach EC2: SSH (on loopback port 2222) with pipelining.
+    """
     (directory / "group_vars").mkdir(parents=True)
     (directory / "group_vars" / "all.yml").write_text(yaml.safe_dump(variables))
-    hosts = {"flora_backend": {"hosts": {host: {"ansible_connection": "containers.podman.podman"}}}}
-    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    ssh = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": SSH_PORT,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(ssh_key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_ssh_pipelining": True,
+    }
+    (directory / "hosts.yml").write_text(yaml.safe_dump({"flora_backend": {"hosts": {host: ssh}}}))
+
+
+def authorize_ssh(stack: dict) -> None:
+    """Let the stack's key log in as root on its running test host."""
+    host = stack["host"]
+    host_exec(host, "install", "-d", "-m", "0700", "/root/.ssh")
+    subprocess.run(
+        ["podman", "cp", str(stack["ssh_key"]) + ".pub", f"{host}:/root/.ssh/authorized_keys"],
+        env=podman_env(),
+        check=True,
+        capture_output=True,
+    )
+    host_exec(host, "chmod", "0600", "/root/.ssh/authorized_keys")
+    hostside.wait_for_port(SSH_PORT, timeout=60)
+
+
+def start_test_host(stack: dict) -> None:
+    """A fresh systemd test host for the stack (the demo and the benchmarks; tests use molecule)."""
+    host = stack["host"]
+    subprocess.run(["podman", "rm", "-f", host], env=podman_env(), capture_output=True, check=False)
+    subprocess.run(
+        ["podman", "run", "-d", "--name", host, "--systemd=always", "--network", "host", IMAGE, "/sbin/init"],
+        env=podman_env(),
+        capture_output=True,
+        check=True,
+    )
+    authorize_ssh(stack)
+
+
+def remove_test_host(stack: dict) -> None:
+    subprocess.run(["podman", "rm", "-f", stack["host"]], env=podman_env(), capture_output=True, check=False)
 
 
 @contextmanager
@@ -63,6 +107,8 @@ def local_stack(work: Path, host: str) -> Iterator[dict]:
         git_url = stack.enter_context(hostside.git_daemon(git_base))
         files_url = stack.enter_context(hostside.file_server(packages))
         inventory = work / "inventory"
+        ssh_key = work / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
         write_inventory(
             inventory,
             host,
@@ -80,6 +126,7 @@ def local_stack(work: Path, host: str) -> Iterator[dict]:
                 "cloudwatch_agent_package_url": f"{files_url}/amazon-cloudwatch-agent.deb",
                 "cloudwatch_agent_package_checksum": "sha256:" + hashlib.sha256(deb.read_bytes()).hexdigest(),
             },
+            ssh_key,
         )
         env = podman_env()
         env.update(localaws.aws_environment(endpoint))
@@ -103,6 +150,7 @@ def local_stack(work: Path, host: str) -> Iterator[dict]:
             "inventory": inventory,
             "pg_port": pg_port,
             "host": host,
+            "ssh_key": ssh_key,
         }
 
 
