@@ -243,6 +243,11 @@ def find_distribution_id(client: Any, alias: str | None = None, comment_contains
     return select_distribution(list_distribution_summaries(client), alias=alias, comment_contains=comment_contains)
 
 
+def confirm_distribution(client: Any, distribution_id: str) -> None:
+    """GetDistribution, which fails for an unknown distribution on every endpoint."""
+    client.get_distribution(Id=distribution_id, aws_retry=True)
+
+
 def recent_invalidation_summaries(client: Any, distribution_id: str, limit: int) -> list[dict[str, Any]]:
     """One page of the newest invalidations; never the whole history, which grows with every deploy."""
     response = client.list_invalidations(DistributionId=distribution_id, MaxItems=str(limit), aws_retry=True)
@@ -304,6 +309,12 @@ def ensure_invalidation(
             raise _conflict_error(distribution_id, reference, result.as_module_result())
         result = result._replace(invalidation_id=existing["Id"], status=normalise_status(existing.get("Status")))
     elif check_mode:
+        # ListInvalidations does not fail for an unknown distribution everywhere (moto lists nothing), and
+        # nothing is created here to find out: a dry run must not predict an invalidation that would fail.
+        try:
+            confirm_distribution(client, distribution_id)
+        except is_boto3_error_code("NoSuchDistribution") as e:
+            raise _missing_distribution_error(distribution_id, result.as_module_result()) from e
         return result._replace(changed=True)
     else:
         try:

@@ -473,6 +473,8 @@ class PublishPlan:
     deletions: list[str]
     obsolete_manifest_keys: list[str]
     retained_keys: list[str]
+    # The build published last, as its manifest records it; None before the first publish.
+    previous: Manifest | None = None
 
     @property
     def uploads(self) -> list[LocalFile]:
@@ -491,8 +493,22 @@ class PublishPlan:
 
     @property
     def invalidation_paths(self) -> list[str]:
-        """Content-hashed files have new URLs; only the others can be stale in a CDN."""
-        return sorted("/" + f.path for f in self.uploads if not f.immutable)
+        """Content-hashed files have new URLs; only the others can be stale in a CDN.
+
+        Stale means uploaded now or different from the build published last: a file an interrupted publish
+        already uploaded is not uploaded again, but a CDN may still hold the previous build's copy.
+        """
+        uploaded = {f.path for f in self.uploads}
+        return sorted(
+            "/" + f.path for f in self.files if not f.immutable and (f.path in uploaded or not self.published_before(f))
+        )
+
+    def published_before(self, item: LocalFile) -> bool:
+        """Whether the build published last had this file with the same content and headers."""
+        if self.previous is None:
+            return False
+        record = self.previous.objects.get(item.path)
+        return record is not None and record.matches(item)
 
     def manifest(self, etags: t.Mapping[str, str] | None = None) -> Manifest:
         """The manifest of this build; etags maps uploaded paths to the ETag S3 returned."""
@@ -611,6 +627,7 @@ def plan_publish(
         retained_keys=[],
     )
     latest = remote.manifests.get(latest_key) if latest_key else None
+    plan.previous = latest
     if latest_key and latest is not None and not plan.uploads and plan.manifest().objects == latest.objects:
         plan.new_manifest = False
         plan.build_id = latest.build_id

@@ -22,6 +22,8 @@ description:
     many C(GetInvalidation) calls, stopping at the first match). It never pages through the whole invalidation history.
   - If the matching invalidation is older than those, CloudFront still returns it instead of creating a new one and
     the module reports no change; in check mode it cannot tell and predicts a change.
+  - In check mode, before predicting a new invalidation, the module confirms the distribution exists with
+    C(GetDistribution), so a dry run fails for an unknown distribution as the real run would.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -84,7 +86,8 @@ notes:
     (C(InvalidationBatchAlreadyExists)), the module fails. The reference hashes the paths, so only something other
     than this module can have caused that; a different O(release_id) gives a new reference.
   - IAM permissions used are C(cloudfront:ListInvalidations), C(cloudfront:GetInvalidation) and
-    C(cloudfront:CreateInvalidation), and C(cloudfront:ListDistributions) with O(alias) or O(comment_contains).
+    C(cloudfront:CreateInvalidation), C(cloudfront:ListDistributions) with O(alias) or O(comment_contains), and
+    C(cloudfront:GetDistribution) in check mode.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

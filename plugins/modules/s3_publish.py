@@ -227,8 +227,12 @@ changed_keys:
   sample: ["assets/index-XyZw9876.js", "index.html"]
 invalidation_paths:
   description:
-    - V(/) followed by the path relative to O(src) of every uploaded file that is not content-hashed (its Cache-Control
-      lacks C(immutable)), sorted. Content-hashed files have new names, so no CDN holds a stale copy of them.
+    - V(/) followed by the path relative to O(src) of every file that is not content-hashed (its Cache-Control
+      lacks C(immutable)) and was uploaded or differs from the build published last, sorted. Content-hashed files
+      have new names, so no CDN holds a stale copy of them.
+    - Comparing with the build published last keeps the files an interrupted publish already uploaded. The next run
+      does not upload them again, but a CDN may still hold their previous content. Before the first complete publish
+      into a prefix, every file that is not content-hashed is listed.
     - The input for a CloudFront invalidation; empty when nothing but content-hashed files changed.
   returned: success
   type: list

@@ -101,6 +101,11 @@ class FakeCloudFront:
                 return {"Invalidation": invalidation}
         raise client_error("NoSuchInvalidation", "GetInvalidation")
 
+    def get_distribution(self, aws_retry=False, **kwargs):
+        self._record("GetDistribution", kwargs)
+        self._distribution(kwargs["Id"], "GetDistribution")
+        return {"Distribution": {"Id": kwargs["Id"], "DistributionConfig": {}}}
+
     def create_invalidation(self, aws_retry=False, **kwargs):
         self._record("CreateInvalidation", kwargs)
         dist_id = kwargs["DistributionId"]
@@ -489,6 +494,15 @@ def test_unknown_distribution_on_create_is_a_clear_error(cloudfront):
     cloudfront.list_invalidations = lambda **kwargs: {"InvalidationList": {"Quantity": 0}}
     with pytest.raises(InvalidationError, match="^CloudFront distribution ENOPE does not exist$"):
         ensure_invalidation(cloudfront, "ENOPE", ["/index.html"])
+
+
+def test_unknown_distribution_in_check_mode_is_a_clear_error_where_listing_does_not_fail(cloudfront):
+    # moto lists no invalidations for an unknown distribution; the dry run must still refuse it.
+    cloudfront.list_invalidations = lambda **kwargs: {"InvalidationList": {"Quantity": 0}}
+    with pytest.raises(InvalidationError, match="^CloudFront distribution ENOPE does not exist$"):
+        ensure_invalidation(cloudfront, "ENOPE", ["/index.html"], check_mode=True)
+    assert cloudfront.calls_to("GetDistribution") == [{"Id": "ENOPE"}]
+    assert cloudfront.calls_to("CreateInvalidation") == []
 
 
 def test_wait_uses_the_waiter_with_the_timeout(cloudfront):

@@ -417,6 +417,30 @@ def test_interrupted_publish_resumes_from_head_records():
     assert result.manifest().objects[new_js.path].etag == "uploaded-before-interruption"
 
 
+def test_interrupted_publish_still_invalidates_what_it_uploaded():
+    remote = published("", [("20250101T000000.000000Z-aaa", build_v1())])
+    new_js = local("assets/index-XyZw9876.js", "console.log(2)")
+    new_logo = local("flora-logo.png", "PNG v2")
+    for item in (new_js, new_logo):
+        remote.listing[item.path] = ListedObject(item.path, item.size, "uploaded-before-interruption")
+        remote.head_records[item.path] = record_of(item, etag="uploaded-before-interruption")
+    files = [f for f in build_v2() if f.path != "flora-logo.png"] + [new_logo]
+    result = plan(files, remote)
+    assert result.changed_keys == ["index.html"]
+    # The CDN may still hold the previous build's logo: the upload happened in the interrupted run.
+    assert result.invalidation_paths == ["/flora-logo.png", "/index.html"]
+
+
+def test_resumed_first_publish_invalidates_every_file_that_is_not_content_hashed():
+    remote = RemoteState(listing={}, manifest_keys=[])
+    logo = local("flora-logo.png", "PNG")
+    remote.listing[logo.path] = ListedObject(logo.path, logo.size, "uploaded-before-interruption")
+    remote.head_records[logo.path] = record_of(logo, etag="uploaded-before-interruption")
+    result = plan(build_v1(), remote)
+    assert "flora-logo.png" not in result.changed_keys
+    assert result.invalidation_paths == ["/flora-logo.png", "/images/Roses.jpg", "/index.html"]
+
+
 def test_head_record_with_other_content_is_uploaded():
     remote = RemoteState(listing={"index.html": ListedObject("index.html", 4, "old")}, manifest_keys=[])
     remote.head_records["index.html"] = ObjectRecord(size=4, etag="old", sha256=None, cache_control=CACHE_IMMUTABLE)
