@@ -79,6 +79,23 @@ DEFAULT_CONTENT_TYPES: dict[str, str] = {
 FALLBACK_CONTENT_TYPE = "application/octet-stream"
 
 
+# Argument spec of the cache rule and content type options, shared by the modules that classify build files.
+BUILD_FILE_RULES_ARGUMENT_SPEC = {
+    "cache_rules": {
+        "type": "list",
+        "elements": "dict",
+        "options": {
+            "glob": {"type": "str"},
+            "regex": {"type": "str"},
+            "cache_control": {"type": "str", "required": True},
+        },
+        "mutually_exclusive": [["glob", "regex"]],
+        "required_one_of": [["glob", "regex"]],
+    },
+    "content_types": {"type": "dict"},
+}
+
+
 class PublishError(Exception):
     """A publish that cannot go ahead; the message is meant for the user."""
 

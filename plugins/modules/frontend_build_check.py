@@ -185,6 +185,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.frontend_build import
     check_frontend_build,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
+    BUILD_FILE_RULES_ARGUMENT_SPEC,
     PublishError,
     compile_cache_rules,
     normalise_content_type_overrides,
@@ -195,18 +196,7 @@ def main() -> None:
     argument_spec = {
         "src": {"type": "path", "required": True},
         "base": {"type": "str", "default": "/"},
-        "cache_rules": {
-            "type": "list",
-            "elements": "dict",
-            "options": {
-                "glob": {"type": "str"},
-                "regex": {"type": "str"},
-                "cache_control": {"type": "str", "required": True},
-            },
-            "mutually_exclusive": [["glob", "regex"]],
-            "required_one_of": [["glob", "regex"]],
-        },
-        "content_types": {"type": "dict"},
+        **BUILD_FILE_RULES_ARGUMENT_SPEC,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     src = module.params["src"]

@@ -270,6 +270,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
+    BUILD_FILE_RULES_ARGUMENT_SPEC,
     PublishError,
     check_build_directory,
     compile_cache_rules,
@@ -305,18 +306,7 @@ def main():
         "workers": {"type": "int", "default": 8},
         "keep_previous": {"type": "int", "default": 2},
         "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
-        "cache_rules": {
-            "type": "list",
-            "elements": "dict",
-            "options": {
-                "glob": {"type": "str"},
-                "regex": {"type": "str"},
-                "cache_control": {"type": "str", "required": True},
-            },
-            "mutually_exclusive": [["glob", "regex"]],
-            "required_one_of": [["glob", "regex"]],
-        },
-        "content_types": {"type": "dict"},
+        **BUILD_FILE_RULES_ARGUMENT_SPEC,
         "acl": {"type": "str", "choices": CANNED_ACLS},
         "encryption": {"type": "str", "choices": ["AES256", "aws:kms"]},
         "encryption_kms_key_id": {"type": "str"},

@@ -40,22 +40,29 @@ class PlaybookResult:
         return f"PlaybookResult(rc={self.rc})\n{self.output}"
 
 
+def playbook_environment(endpoint: str, tmp_path: Path) -> dict:
+    """What ansible-playbook runs with in these tests: this checkout as flora.deploy, the local AWS."""
+    env = dict(os.environ)
+    env.update(localaws.aws_environment(endpoint))
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"),
+        }
+    )
+    return env
+
+
 @pytest.fixture
 def run_playbook(aws, tmp_path):
     ensure_collection_link()
 
     def run(playbook: str, extra_vars: dict | None = None, *args: str, env: dict | None = None) -> PlaybookResult:
-        full_env = dict(os.environ)
-        full_env.update(localaws.aws_environment(aws))
-        full_env.update(
-            {
-                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0",
-                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-            }
-        )
+        full_env = playbook_environment(aws, tmp_path)
         full_env.update(env or {})
         variables = {"test_dir": str(tmp_path), "repo_dir": str(REPO)}
         variables.update(extra_vars or {})

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import COLLECTIONS
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, playbook_environment
 from tests.support import localaws
 
 FIXTURE_APP = REPO / "tests" / "fixtures" / "flora-app"
@@ -168,17 +167,7 @@ def kill_tree(pid: int) -> None:
 
 def playbook_process(endpoint: str, tmp_path: Path, variables: dict) -> subprocess.Popen:
     """ansible-playbook with the environment run_playbook gives it, started in the background."""
-    env = dict(os.environ)
-    env.update(localaws.aws_environment(endpoint))
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote-tmp"),
-        }
-    )
+    env = playbook_environment(endpoint, tmp_path)
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
         "-i",
