@@ -181,7 +181,7 @@ def bench_ssm_env(endpoint: str, env: dict, work: Path) -> list[str]:
 
 
 def main() -> int:
-    from bench import redeploy
+    from bench import frontend, redeploy
 
     with tempfile.TemporaryDirectory() as tmp, localaws.moto_server(Path(tmp) / "moto.log") as endpoint:
         env = dict(os.environ)
@@ -190,6 +190,7 @@ def main() -> int:
             {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")}
         )
         lines = bench_publish(endpoint, env, Path(tmp)) + [""] + bench_ssm_env(endpoint, env, Path(tmp))
+        lines += [""] + frontend.main(endpoint, env, Path(tmp))
     print("\n".join(lines), flush=True)
     print("\n" + "\n".join(redeploy.main()))
     return 0
