@@ -26,7 +26,8 @@ class SteadyLoad(threading.Thread):
         while not self._stop_event.is_set() and time.monotonic() < deadline and self.sent < self.max_requests:
             self.sent += 1
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
+                # A slow answer while a build shares the CPUs is not a dropped request; no answer in 30 s is.
+                with urllib.request.urlopen(self.url, timeout=30) as response:
                     body = response.read().decode()
                     if response.status != 200:
                         self.failures.append(f"HTTP {response.status}")
@@ -37,7 +38,7 @@ class SteadyLoad(threading.Thread):
 
     def stop(self) -> SteadyLoad:
         self._stop_event.set()
-        self.join(timeout=30)
+        self.join(timeout=40)
         return self
 
     def __enter__(self) -> Self:
