@@ -364,12 +364,15 @@ class Manifest:
     build_id: str
     objects: dict[str, ObjectRecord]
     adopted: bool = False
+    # What the build was made from (a commit, an env checksum), as the publisher said.
+    source: dict[str, t.Any] | None = None
 
     def to_json(self) -> str:
         document = {
             "format": MANIFEST_FORMAT,
             "build_id": self.build_id,
             "adopted": self.adopted,
+            "source": self.source,
             "objects": {path: self.objects[path].to_dict() for path in sorted(self.objects)},
         }
         return json.dumps(document, indent=1, sort_keys=True) + "\n"
@@ -391,7 +394,13 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ManifestError(f"Manifest {key} is not a valid publish manifest ({e}); delete it to continue") from e
         build_id = document.get("build_id") or build_id_from_manifest_key(key)
-        return cls(build_id=build_id, objects=objects, adopted=bool(document.get("adopted")))
+        source = document.get("source")
+        return cls(
+            build_id=build_id,
+            objects=objects,
+            adopted=bool(document.get("adopted")),
+            source=source if isinstance(source, dict) else None,
+        )
 
 
 @dataclass
@@ -492,6 +501,7 @@ class PublishPlan:
     retained_keys: list[str]
     # The build published last, as its manifest records it; None before the first publish.
     previous: Manifest | None = None
+    source: dict[str, t.Any] | None = None
 
     @property
     def uploads(self) -> list[LocalFile]:
@@ -540,7 +550,7 @@ class PublishPlan:
                 cache_control=item.cache_control,
                 content_type=item.content_type,
             )
-        return Manifest(build_id=self.build_id, objects=objects)
+        return Manifest(build_id=self.build_id, objects=objects, source=self.source)
 
 
 def adopt_unmanaged_objects(
@@ -617,7 +627,9 @@ def plan_publish(
     keep_previous: int,
     entry_documents: t.Sequence[str],
     now: datetime.datetime,
+    source: dict[str, t.Any] | None = None,
 ) -> PublishPlan:
+    """source: what the build was made from; a new source alone writes a new manifest and uploads nothing."""
     classified = classify_files(prefix, files, remote.vouched_records(prefix), entry_documents)
     build_paths = {f.path for f in files}
     latest_key = remote.latest_manifest_key
@@ -642,11 +654,19 @@ def plan_publish(
         deletions=[],
         obsolete_manifest_keys=[],
         retained_keys=[],
+        source=source,
     )
     latest = remote.manifests.get(latest_key) if latest_key else None
     plan.previous = latest
-    if latest_key and latest is not None and not plan.uploads and plan.manifest().objects == latest.objects:
+    if (
+        latest_key
+        and latest is not None
+        and not plan.uploads
+        and (source is None or latest.source == source)
+        and plan.manifest().objects == latest.objects
+    ):
         plan.new_manifest = False
+        plan.source = latest.source
         plan.build_id = latest.build_id
         plan.manifest_key = latest_key
     else:
@@ -723,6 +743,8 @@ def plan_result(plan: PublishPlan) -> dict[str, t.Any]:
         "deleted_keys": plan.deletions,
         "build_id": plan.build_id,
         "manifest_key": plan.manifest_key,
+        "source": plan.source,
+        "previous_source": plan.previous.source if plan.previous is not None else None,
     }
 
 

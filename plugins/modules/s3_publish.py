@@ -60,6 +60,15 @@ options:
       - Each upload holds its file in memory while it runs.
     type: int
     default: 8
+  source:
+    description:
+      - What the build was made from, for example the keys C(commit) and C(env_checksum), recorded in the build's
+        manifest and returned as RV(source), so a later run (M(flora.deploy.deploy_plan)) can tell which commit
+        the site serves. Keep secrets out of it; manifests are objects in the bucket.
+      - When the content is already published with another source, only a new manifest is written; nothing is
+        uploaded or invalidated.
+      - Without it, the source of the build published last is kept.
+    type: dict
   keep_previous:
     description:
       - How many previous builds stay complete in the bucket next to the current one.
@@ -256,6 +265,15 @@ manifest_key:
   returned: success
   type: str
   sample: .publish/manifests/20250301T120000.123456Z-3f2a9c1b7d4e.json
+source:
+  description: The source recorded for the published build (O(source), or the one already recorded).
+  returned: success
+  type: dict
+  sample: {"commit": "3f2a9c1b7d4e8a0f5c6b2e1d9a8c7b6e5d4c3b2a"}
+previous_source:
+  description: The source recorded for the build published last before this run.
+  returned: success
+  type: dict
 """
 
 import datetime
@@ -305,6 +323,7 @@ def main():
         "prefix": {"type": "str", "default": ""},
         "workers": {"type": "int", "default": 8},
         "keep_previous": {"type": "int", "default": 2},
+        "source": {"type": "dict"},
         "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
         **BUILD_FILE_RULES_ARGUMENT_SPEC,
         "acl": {"type": "str", "choices": CANNED_ACLS},
@@ -346,7 +365,13 @@ def main():
 
     try:
         plan = plan_publish(
-            prefix, files, remote, keep_previous, params["entry_documents"], datetime.datetime.now(datetime.UTC)
+            prefix,
+            files,
+            remote,
+            keep_previous,
+            params["entry_documents"],
+            datetime.datetime.now(datetime.UTC),
+            source=params["source"],
         )
     except PublishError as e:
         module.fail_json(msg=str(e))

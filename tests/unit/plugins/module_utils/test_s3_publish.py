@@ -330,6 +330,8 @@ def test_split_listing_separates_manifests_and_ignores_bookkeeping():
 def test_manifest_round_trip_and_bad_manifest():
     manifest = Manifest(build_id="b1", objects={"index.html": record_of(local("index.html"))})
     assert Manifest.from_json(manifest.to_json(), "k") == manifest
+    labelled = Manifest(build_id="b2", objects={}, source={"commit": "3f2a9c1"})
+    assert Manifest.from_json(labelled.to_json(), "k").source == {"commit": "3f2a9c1"}
     with pytest.raises(ManifestError, match="k.json is not a valid publish manifest"):
         Manifest.from_json("{not json", "k.json")
     with pytest.raises(ManifestError):
@@ -370,6 +372,25 @@ def test_identical_rebuild_changes_nothing():
     assert result.build_id == "20250101T000000.000000Z-aaa"
     assert result.manifest_key == ".publish/manifests/20250101T000000.000000Z-aaa.json"
     assert plan_result(result)["changed"] is False
+
+
+def test_a_new_source_with_identical_content_writes_only_a_manifest():
+    remote = published("", [("20250101T000000.000000Z-aaa", build_v1())])
+    first = plan_publish("", build_v1(), remote, 2, ["*.html"], NOW, source={"commit": "c1"})
+    assert first.changed and first.new_manifest
+    assert first.uploads == [] and first.deletions == [] and first.invalidation_paths == []
+    assert first.manifest().source == {"commit": "c1"}
+    assert plan_result(first)["source"] == {"commit": "c1"} and plan_result(first)["previous_source"] is None
+
+    manifest = first.manifest()
+    remote.manifest_keys.append(first.manifest_key)
+    remote.manifests[first.manifest_key] = Manifest.from_json(manifest.to_json(), first.manifest_key)
+    again = plan_publish("", build_v1(), remote, 2, ["*.html"], NOW, source={"commit": "c1"})
+    assert not again.changed
+    assert plan_result(again)["source"] == {"commit": "c1"}
+    # Without a source the recorded one stays.
+    unlabelled = plan_publish("", build_v1(), remote, 2, ["*.html"], NOW)
+    assert not unlabelled.changed and plan_result(unlabelled)["source"] == {"commit": "c1"}
 
 
 def test_one_component_change_uploads_only_the_new_asset_and_the_entry_document():
