@@ -147,6 +147,8 @@ def local_stack(work: Path, host: str) -> Iterator[dict]:
             "env": env,
             "endpoint": endpoint,
             "commits": commits,
+            # The fixture app's bare repository (the hosts' origin): tests may push new commits to it.
+            "origin": git_base / "flora.git",
             "inventory": inventory,
             "pg_port": pg_port,
             "host": host,
