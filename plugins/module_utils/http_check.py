@@ -1,0 +1,93 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Read URLs in parallel and compare what they answer with what was expected (status, headers, content hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Expectation:
+    url: str
+    status: int = 200
+    cache_control: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a URL answered; status 0 and `error` when it did not answer."""
+
+    status: int
+    cache_control: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def describe_failure(expected: Expectation, seen: Observation) -> str | None:
+    """None when the answer is what was expected, else one line naming what was seen and what was expected."""
+    mismatched = (
+        seen.status != expected.status
+        or (expected.cache_control is not None and seen.cache_control != expected.cache_control)
+        or (expected.content_type is not None and seen.content_type != expected.content_type)
+        or (expected.sha256 is not None and seen.sha256 != expected.sha256)
+    )
+    if not mismatched:
+        return None
+    answered = str(seen.status) if seen.status else "nothing" + (f" ({seen.error})" if seen.error else "")
+    got = [f"Cache-Control {seen.cache_control or '(none)'}", f"Content-Type {seen.content_type or '(none)'}"]
+    wanted = [str(expected.status)]
+    if expected.cache_control is not None:
+        wanted.append(expected.cache_control)
+    if expected.content_type is not None:
+        wanted.append(expected.content_type)
+    if expected.sha256 is not None:
+        got.append(f"sha256 {seen.sha256 or '(none)'}")
+        wanted.append(f"sha256 {expected.sha256}")
+    return (
+        f"{expected.url} answered {answered} with {', '.join(got[:-1])} and {got[-1]}; "
+        f"expected {', '.join(wanted[:-1])} and {wanted[-1]}"
+        if len(wanted) > 1
+        else f"{expected.url} answered {answered}; expected {wanted[0]}"
+    )
+
+
+def observe(fetch: t.Callable[[str], tuple[int, t.Mapping[str, str], bytes]], url: str, want_body: bool) -> Observation:
+    """fetch(url) -> (status, headers, body); network and protocol errors become an observation without a status."""
+    start = time.monotonic()
+    try:
+        status, headers, body = fetch(url)
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        return Observation(status=0, seconds=time.monotonic() - start, error=str(e) or type(e).__name__)
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return Observation(
+        status=status,
+        cache_control=lowered.get("cache-control"),
+        content_type=lowered.get("content-type"),
+        sha256=hashlib.sha256(body).hexdigest() if want_body else None,
+        seconds=time.monotonic() - start,
+    )
+
+
+def check_all(
+    expectations: t.Sequence[Expectation],
+    fetch: t.Callable[[str], tuple[int, t.Mapping[str, str], bytes]],
+    workers: int,
+) -> tuple[list[Observation], list[str]]:
+    """Observations in the order of `expectations`, and the failure lines."""
+    if not expectations:
+        return [], []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(expectations)))) as pool:
+        seen = list(pool.map(lambda e: observe(fetch, e.url, e.sha256 is not None), expectations))
+    failures = [line for line in (describe_failure(e, s) for e, s in zip(expectations, seen)) if line]
+    return seen, failures
