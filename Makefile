@@ -10,7 +10,7 @@ SANITY_ROOT := build/sanity/ansible_collections
 DOTENV_READER := tests/fixtures/dotenv-reader
 # The frontend publish tests build the fixture app with the pnpm its packageManager field names.
 PNPM_VERSION := 10.34.9
-APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates openssh-client podman runc debootstrap postgresql
+APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates openssh-client podman runc debootstrap postgresql haproxy
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
