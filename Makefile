@@ -10,7 +10,7 @@ SANITY_ROOT := build/sanity/ansible_collections
 DOTENV_READER := tests/fixtures/dotenv-reader
 # The frontend publish tests build the fixture app with the pnpm its packageManager field names.
 PNPM_VERSION := 10.34.9
-APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates openssh-client podman runc debootstrap postgresql haproxy
+APT_PACKAGES := python3 python3-venv python3-pip git rsync ca-certificates openssh-client podman runc debootstrap postgresql haproxy nginx-light chromium
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -53,15 +53,19 @@ node-deps: $(DOTENV_READER)/node_modules/.installed
 
 SETUP := venv link node-deps
 
+# The two static checkers side by side, then the unit and integration tests on two workers (each with its own
+# moto server), then the host tests one at a time (they share ports on the host network).
 test: $(SETUP)
-	$(MAKE) --no-print-directory ruff lint sanity
-	$(PY) -m pytest tests/unit tests/integration tests/hosts
+	$(MAKE) --no-print-directory ruff
+	$(MAKE) --no-print-directory --output-sync=target -j2 lint sanity
+	$(PY) -m pytest -n 2 tests/unit tests/integration
+	$(PY) -m pytest tests/hosts
 
 unit: $(SETUP)
 	$(PY) -m pytest tests/unit
 
 integration: $(SETUP)
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest -n 2 tests/integration
 
 # Systemd test hosts under podman (molecule): builds the test host image first when it is missing.
 hosts: $(SETUP)

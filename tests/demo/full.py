@@ -2,8 +2,10 @@
 
 A local AWS (moto server) with the Flora parameters, a bucket and a distribution; a local systemd test host
 (podman) that reaches PostgreSQL, the fixture app's git repository and a stand-in CloudWatch agent package over
-loopback. Then, as a user runs them: bootstrap the host, redeploy a new commit, redeploy again (the no-op),
-publish a frontend build and invalidate what changed. Prints the health URL, the release ledger and timings.
+loopback; a local stand-in for the CloudFront distribution (nginx: /api/* to the backend, the rest from the
+bucket). Then, as a user runs them: bootstrap the host, redeploy a new commit, redeploy again (the no-op),
+publish a frontend build (invalidating what changed and loading the site in headless Chromium), publish again
+(nothing to do). Prints the site URL, the health URL, the release ledger and timings.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support import localaws, stack
+from tests.support import cdn, localaws, stack
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "flora-demo"
 HEALTH_URL = "http://127.0.0.1:3001/api/health"
+BUCKET = "flora-frontend-demo"
 
 
 def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
@@ -29,7 +32,7 @@ def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
     timings.append((title, time.perf_counter() - start))
-    shown = ('"Publish: ', '"Invalidation: ', " : ok=")
+    shown = (" : ok=", "TASK [", "WARNING")
     print("\n".join(line.strip() for line in proc.stdout.splitlines() if any(mark in line for mark in shown)))
     if proc.returncode != 0:
         print(proc.stdout[-6000:], proc.stderr[-2000:])
@@ -41,21 +44,34 @@ def main() -> int:
     timings: list = []
     with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
         env = local["env"]
-        distribution = localaws.create_site(local["endpoint"], "flora-frontend-demo")
+        distribution = localaws.create_site(local["endpoint"], BUCKET)
+        localaws.allow_public_reads(local["endpoint"], BUCKET)
+        site_url = stack_cdn = None
         stack.start_test_host(local)
         try:
+            stack_cdn = cdn.local_cdn(local["endpoint"], BUCKET)
+            site_url = stack_cdn.__enter__()
             step("Bootstrap the backend host (main)", stack.playbook_command(local, "bootstrap_ec2.yml"), env, timings)
             redeploy = stack.playbook_command(local, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v2")
             step("Redeploy a new commit (v2)", redeploy, env, timings)
             step("Redeploy v2 again: nothing to do", redeploy, env, timings)
-            publish = [str(Path(sys.executable).parent / "ansible-playbook"), "tests/demo/publish.yml"]
-            step("Publish the frontend build and invalidate what changed", publish, env, timings)
+            site = {
+                "frontend_publish_build": False,
+                "frontend_publish_build_dir": str(REPO / "tests" / "fixtures" / "sample-build"),
+                "frontend_publish_bucket": BUCKET,
+                "frontend_publish_distribution_id": distribution,
+                "frontend_publish_site_url": site_url,
+                "frontend_publish_site_smoke_deep_links": ["/order-confirmation/123"],
+            }
+            publish = stack.playbook_command(local, "publish_frontend.yml", "-e", json.dumps(site))
+            step("Publish the frontend, invalidate what changed, load the site in a browser", publish, env, timings)
             step("Publish again: nothing to do", publish, env, timings)
 
             with urllib.request.urlopen(HEALTH_URL, timeout=5) as response:
                 health = response.read().decode()
             ledger = json.loads(stack.host_exec(HOST, "cat", "/home/ubuntu/Flora/releases.json"))
-            print(f"\nHealth: {HEALTH_URL} -> {health}")
+            print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
+            print(f"Health: {HEALTH_URL} -> {health}")
             print(f"Local AWS: {local['endpoint']} (CloudFront distribution {distribution})")
             print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
             for release in ledger["releases"]:
@@ -74,6 +90,8 @@ def main() -> int:
                 except KeyboardInterrupt:
                     pass
         finally:
+            if stack_cdn is not None:
+                stack_cdn.__exit__(None, None, None)
             stack.remove_test_host(local)
     return 0
 

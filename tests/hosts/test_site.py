@@ -1,0 +1,140 @@
+"""The whole stack on one machine: the frontend bucket on the moto server and the backend on the test host behind
+a local CDN stand-in (nginx), checked in headless Chromium by flora.deploy.site_smoke."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.hosts.conftest import HOST, wait_for_health
+from tests.support import cdn, localaws, stack
+
+BUCKET = "flora-frontend-site"
+SAMPLE = REPO / "tests" / "fixtures" / "sample-build"
+CHECK = REPO / "tests" / "integration" / "targets" / "site_smoke" / "check.yml"
+
+
+def run_playbook(services: dict, path: Path, variables: dict, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        str(services["inventory"] / "hosts.yml"),
+        str(path),
+        "-e",
+        json.dumps(variables),
+        *extra,
+    ]
+    return subprocess.run(cmd, cwd=REPO, env=services["env"], capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="module")
+def site(bootstrapped_host, tmp_path_factory):
+    services = bootstrapped_host
+    endpoint = services["endpoint"]
+    distribution_id = localaws.create_site(endpoint, BUCKET, comment="flora frontend (site test)")
+    localaws.allow_public_reads(endpoint, BUCKET)
+    work = tmp_path_factory.mktemp("site")
+    build = work / "dist"
+    shutil.copytree(SAMPLE, build)
+    with cdn.local_cdn(endpoint, BUCKET) as url:
+        yield {"services": services, "url": url, "build": build, "distribution_id": distribution_id, "work": work}
+
+
+def publish(site: dict, build: Path, **extra) -> subprocess.CompletedProcess:
+    variables = {
+        "frontend_publish_build": False,
+        "frontend_publish_build_dir": str(build),
+        "frontend_publish_bucket": BUCKET,
+        "frontend_publish_distribution_id": site["distribution_id"],
+        "frontend_publish_site_url": site["url"],
+        "frontend_publish_site_smoke_deep_links": ["/order-confirmation/123"],
+        "frontend_publish_smoke_retries": 2,
+        "frontend_publish_smoke_delay": 1,
+        **extra,
+    }
+    return run_playbook(site["services"], REPO / "playbooks" / "publish_frontend.yml", variables)
+
+
+def smoke(site: dict, url: str | None = None, **args) -> dict:
+    smoke_args = {"url": url or site["url"], "build_dir": str(site["build"]), "required": True, **args}
+    result_dir = site["work"]
+    run = run_playbook(site["services"], CHECK, {"smoke_args": smoke_args, "test_dir": str(result_dir)})
+    assert run.returncode == 0, run.stdout[-4000:]
+    return json.loads((result_dir / "result.json").read_text())
+
+
+def test_publish_ends_with_the_site_loading_in_a_browser_with_the_api_through_the_same_origin(site):
+    result = publish(site, site["build"])
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "Load the site in a browser" in result.stdout
+    seen = smoke(site, deep_links=["/order-confirmation/123"])
+    assert seen.get("failed") is not True, seen.get("msg")
+    assert seen["failures"] == []
+    home, deep = seen["pages"]
+    statuses = {request["url"].replace(site["url"], ""): request.get("status") for request in home["requests"]}
+    assert statuses["/"] == 200
+    assert statuses["/assets/index-3TWYBq9S.js"] == 200
+    assert statuses["/api/health"] == 200
+    assert home["document_sha256"] == deep["document_sha256"]
+    assert seen["browser"].startswith("Chrome/")
+
+
+def test_a_stopped_backend_is_caught(site):
+    stack.host_exec(HOST, "systemctl", "stop", "pm2-ubuntu")
+    try:
+        seen = smoke(site)
+    finally:
+        stack.host_exec(HOST, "systemctl", "start", "pm2-ubuntu")
+        assert wait_for_health() == 200
+    assert seen["failed"] is True
+    assert any("/api/health answered 502" in failure for failure in seen["failures"]), seen["failures"]
+    assert any("from the page answered 502; expected 200" in failure for failure in seen["failures"])
+    assert Path(seen["pages"][0]["screenshot"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_deep_link_without_the_spa_fallback_is_caught(site):
+    with cdn.local_cdn(site["services"]["endpoint"], BUCKET, spa_fallback=False) as url:
+        seen = smoke(site, url=url, deep_links=["/order-confirmation/123"])
+    assert seen["failed"] is True
+    deep = seen["pages"][1]
+    assert f"GET {url}/order-confirmation/123 answered 404" in deep["failures"]
+    assert any("not the index.html just published" in failure for failure in deep["failures"])
+    assert seen["pages"][0]["failures"] == []
+
+
+def test_an_asset_missing_from_the_bucket_is_caught(site):
+    s3 = localaws.boto3_client("s3", site["services"]["endpoint"])
+    key = "assets/index-B7hC2kQe.css"
+    body = s3.get_object(Bucket=BUCKET, Key=key)
+    content, headers = body["Body"].read(), {"ContentType": body["ContentType"], "CacheControl": body["CacheControl"]}
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    try:
+        seen = smoke(site)
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=content, **headers)
+    assert seen["failed"] is True
+    # Like CloudFront's custom error response, the stand-in answers index.html for it: the browser refuses it.
+    assert any("index-B7hC2kQe.css" in failure for failure in seen["failures"]), seen["failures"]
+
+
+def test_a_page_that_throws_fails_the_publish(site):
+    broken = site["work"] / "broken-dist"
+    shutil.copytree(SAMPLE, broken)
+    index = broken / "index.html"
+    index.write_text(
+        index.read_text().replace("</body>", '<script>throw new Error("flora smoke boom")</script></body>')
+    )
+    result = publish(site, broken)
+    assert result.returncode != 0
+    assert "Uncaught exception: Error: flora smoke boom" in result.stdout
+    warned = publish(site, broken, frontend_publish_site_smoke="warn")
+    assert warned.returncode == 0, warned.stdout[-4000:]
+    assert "WARNING: The site smoke test failed" in warned.stdout
+    restored = publish(site, site["build"])
+    assert restored.returncode == 0, restored.stdout[-4000:]
