@@ -138,3 +138,35 @@ def test_a_page_that_throws_fails_the_publish(site):
     assert "WARNING: The site smoke test failed" in warned.stdout
     restored = publish(site, site["build"])
     assert restored.returncode == 0, restored.stdout[-4000:]
+
+
+def test_deploy_ends_with_the_browser_check_after_a_backend_only_deploy(site, tmp_path):
+    services = site["services"]
+    live = json.loads(stack.host_exec(HOST, "cat", "/home/ubuntu/Flora/releases.json"))["current"]
+    checkout = tmp_path / "Flora"
+    subprocess.run(["git", "clone", "-q", str(services["origin"]), str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "checkout", "-q", live], check=True)
+    # The site serves a build of the live commit: only a rotated secret is left to deploy.
+    published = publish(site, site["build"], frontend_publish_source={"commit": live})
+    assert published.returncode == 0, published.stdout[-4000:]
+    ssm = localaws.boto3_client("ssm", services["endpoint"])
+    name = f"{localaws.FLORA_PREFIX}/gemini_api_key"
+    before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value="AIzaRotatedForTheSiteTest", Type="SecureString", Overwrite=True)
+    variables = {
+        "deploy_app_dir": str(checkout),
+        "frontend_publish_bucket": BUCKET,
+        "frontend_publish_distribution_id": site["distribution_id"],
+        "frontend_publish_site_url": site["url"],
+    }
+    try:
+        result = run_playbook(services, REPO / "playbooks" / "deploy.yml", variables)
+    finally:
+        ssm.put_parameter(Name=name, Value=before, Type="SecureString", Overwrite=True)
+        resynced = run_playbook(services, REPO / "playbooks" / "redeploy_backend.yml", {"backend_redeploy_ref": live})
+        assert resynced.returncode == 0, resynced.stdout[-4000:]
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "backend env refresh and reload (no build)" in result.stdout
+    assert "TASK [Check the site in a browser after the backend deploy]" in result.stdout
+    assert "TASK [flora.deploy.frontend_publish : Load the site in a browser]" in result.stdout
+    assert "WARNING: " not in result.stdout
