@@ -32,7 +32,7 @@ def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
     timings.append((title, time.perf_counter() - start))
-    shown = (" : ok=", "TASK [", "WARNING")
+    shown = (" : ok=", "WARNING")
     print("\n".join(line.strip() for line in proc.stdout.splitlines() if any(mark in line for mark in shown)))
     if proc.returncode != 0:
         print(proc.stdout[-6000:], proc.stderr[-2000:])
@@ -70,8 +70,7 @@ def main() -> int:
             with urllib.request.urlopen(HEALTH_URL, timeout=5) as response:
                 health = response.read().decode()
             ledger = json.loads(stack.host_exec(HOST, "cat", "/home/ubuntu/Flora/releases.json"))
-            print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
-            print(f"Health: {HEALTH_URL} -> {health}")
+            print(f"\nHealth: {HEALTH_URL} -> {health}")
             print(f"Local AWS: {local['endpoint']} (CloudFront distribution {distribution})")
             print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
             for release in ledger["releases"]:
@@ -82,6 +81,7 @@ def main() -> int:
             print("Timings:")
             for title, elapsed in timings:
                 print(f"  {elapsed:6.1f} s  {title}")
+            print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
             if os.environ.get("FLORA_DEMO_KEEP"):
                 print(f"\nThe host {HOST} and its services keep running until Ctrl-C.")
                 try:
