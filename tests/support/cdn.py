@@ -8,12 +8,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.hostside import free_port, wait_for_port
+from tests.support.hostside import free_port, stop_process, wait_for_port
 
 
 def nginx_config(work: Path, port: int, endpoint: str, bucket: str, backend: str, spa_fallback: bool) -> str:
@@ -66,10 +65,5 @@ def local_cdn(
         wait_for_port(port, timeout=20)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        time.sleep(0.1)
+        stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)

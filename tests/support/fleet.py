@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from tests.support import localaws, stack
+from tests.support.hostside import stop_process
 
 SNAPSHOT = "localhost/flora-fleet:snapshot"
 ENV_FILE = "/home/ubuntu/Flora/shared/backend.env"
@@ -35,12 +36,8 @@ def podman(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], env=stack.podman_env(), capture_output=True, check=True, **kwargs)
 
 
-def host_exec(name: str, *cmd: str) -> str:
-    return podman("exec", name, *cmd, text=True).stdout.strip()
-
-
 def ledger(name: str) -> dict:
-    return json.loads(host_exec(name, "cat", "/home/ubuntu/Flora/releases.json"))
+    return json.loads(stack.host_exec(name, "cat", "/home/ubuntu/Flora/releases.json"))
 
 
 def env_file_tar(original: str, port: int, uid: int, gid: int) -> bytes:
@@ -72,8 +69,8 @@ def wait_for_health(port: int, timeout: float = 120.0) -> None:
 
 def start_hosts(source: str, names: list[str]) -> dict[str, int]:
     """Copies of the source host, each with its app on its own port; returns name -> port."""
-    original = host_exec(source, "cat", ENV_FILE)
-    uid, gid = (int(v) for v in host_exec(source, "stat", "-c", "%u %g", ENV_FILE).split())
+    original = stack.host_exec(source, "cat", ENV_FILE)
+    uid, gid = (int(v) for v in stack.host_exec(source, "stat", "-c", "%u %g", ENV_FILE).split())
     podman("commit", "--quiet", source, SNAPSHOT)
     ports = {}
     for index, name in enumerate(names, start=1):
@@ -156,8 +153,7 @@ class Balancer:
 
     def stop(self) -> None:
         if self.proc:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            stop_process(self.proc)
 
     def command(self, line: str) -> str:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:

@@ -35,6 +35,16 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate a service started by the tests; kill it when it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def shared_tmpdir(prefix: str) -> Path:
     """A directory under /var/tmp that other users (postgres, the test host's app user) can read."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))

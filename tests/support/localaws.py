@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.hostside import stop_process
+
 REGION = "ap-southeast-2"
 FLORA_PREFIX = "/flora/prod"
 
@@ -101,11 +103,7 @@ def moto_server(log_path: str | os.PathLike | None = None) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def reset(endpoint_url: str) -> None:
