@@ -43,6 +43,13 @@ options:
   owner:
     description: Owner of the ledger file.
     type: str
+  current_link:
+    description:
+      - The link that points at the live release directory (for example C(/home/ubuntu/Flora/current)).
+      - When given, the name of the directory it points at is returned as RV(linked), so one call reads both
+        what the ledger recorded and what is really live.
+    type: path
+    version_added: 0.1.0
 extends_documentation_fragment:
   - flora.deploy.attributes
 attributes:
@@ -63,9 +70,10 @@ EXAMPLES = r"""
     ref: main
     status: live
 
-- name: Read the ledger
+- name: Read the ledger and where the current link points
   flora.deploy.release_ledger:
     path: /home/ubuntu/Flora/releases.json
+    current_link: /home/ubuntu/Flora/current
   register: ledger
 
 - name: Keep five release directories
@@ -89,6 +97,14 @@ releases:
   returned: always
   type: list
   elements: dict
+linked:
+  description:
+    - Name of the directory O(current_link) points at (the live release's commit); empty when O(current_link) is
+      not a symbolic link.
+  returned: when O(current_link) is given
+  type: str
+  sample: 0d4c6f7e2b9a8c1d3e5f7a9b0c2d4e6f8a1b3c5d
+  version_added: 0.1.0
 pruned:
   description: Release directories deleted.
   returned: always
@@ -122,6 +138,14 @@ def release_directories(path):
     )
 
 
+def link_target_name(path):
+    """Name of the directory a symbolic link points at; empty when path is not a link."""
+    try:
+        return os.path.basename(os.readlink(path).rstrip("/"))
+    except OSError:
+        return ""
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -133,6 +157,7 @@ def main():
             releases_dir=dict(type="path"),
             prune_keep=dict(type="int"),
             owner=dict(type="str"),
+            current_link=dict(type="path"),
         ),
         required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
         supports_check_mode=True,
@@ -171,13 +196,16 @@ def main():
         uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else -1
         gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1
         write_atomically(path, content, 0o644, uid, gid)
-    module.exit_json(
+    result = dict(
         changed=changed or bool(pruned),
         current=ledger.get("current"),
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],
         pruned=pruned,
     )
+    if params["current_link"]:
+        result["linked"] = link_target_name(params["current_link"])
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""flora.deploy.release_ledger through ansible-playbook: recording, reading, the current link, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+LEDGER = "release_ledger/ledger.yml"
+OLD, NEW = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+def ledger(run_playbook, tmp_path):
+    def run(*args: str, **ledger_args) -> dict:
+        result = run_playbook(LEDGER, {"ledger_args": ledger_args}, *args)
+        assert result.rc == 0, result
+        return json.loads((tmp_path / "result.json").read_text())
+
+    return run
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "Flora"
+    for commit in (OLD, NEW):
+        (root / "releases" / commit).mkdir(parents=True)
+    return root
+
+
+def test_reads_the_current_link_with_the_ledger(ledger, root):
+    path = str(root / "releases.json")
+    ledger(path=path, commit=OLD, status="live", ref="v1")
+    (root / "current").symlink_to(root / "releases" / NEW)
+
+    result = ledger(path=path, current_link=str(root / "current"))
+
+    assert not result["changed"]
+    assert result["current"] == OLD
+    # The link and the ledger disagree (an interrupted switch): both are reported as they are.
+    assert result["linked"] == NEW
+
+
+def test_current_link_that_is_not_a_link(ledger, root):
+    (root / "current").mkdir()
+    result = ledger(path=str(root / "releases.json"), current_link=str(root / "current"))
+    assert result["linked"] == ""
+    assert result["current"] is None
+    missing = ledger(path=str(root / "releases.json"), current_link=str(root / "missing"))
+    assert missing["linked"] == ""
+    assert "linked" not in ledger(path=str(root / "releases.json"))
+
+
+def test_records_releases_in_order_and_check_mode_writes_nothing(ledger, root):
+    path = root / "releases.json"
+    ledger("--check", path=str(path), commit=OLD, status="live")
+    assert not path.exists()
+
+    first = ledger(path=str(path), commit=OLD, status="live", ref="v1")
+    assert first["changed"]
+    second = ledger(path=str(path), commit=NEW, status="live", ref="v2")
+    assert second["current"] == NEW
+    assert second["last_good"] == OLD
+    statuses = {release["commit"]: release["status"] for release in json.loads(path.read_text())["releases"]}
+    assert statuses == {OLD: "previous", NEW: "live"}
+    assert not ledger(path=str(path))["changed"]
+
+
+def test_prunes_but_keeps_the_current_and_last_good_release(ledger, root):
+    path = str(root / "releases.json")
+    ledger(path=path, commit=OLD, status="live")
+    ledger(path=path, commit=NEW, status="live")
+    extra = "c" * 40
+    (root / "releases" / extra).mkdir()
+    ledger(path=path, commit=extra, status="failed", reason="build failed")
+
+    result = ledger(path=path, releases_dir=str(root / "releases"), prune_keep=1)
+
+    assert result["pruned"] == [extra]
+    assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW]
