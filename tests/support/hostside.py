@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,10 +162,15 @@ VARIANTS = {
 }
 
 
-def fixture_repository(base: Path) -> dict[str, str]:
-    """A bare repository base/flora.git with main and the VARIANTS branches; returns branch -> commit."""
+def fixture_repository(base: Path, grow: Callable[[Path], None] | None = None) -> dict[str, str]:
+    """A bare repository base/flora.git with main and the VARIANTS branches; returns branch -> commit.
+
+    ``grow``, when given, changes the fixture app's working tree before the first commit.
+    """
     work = base / "work"
     shutil.copytree(FIXTURE_APP, work, ignore=shutil.ignore_patterns("node_modules", "dist", ".env"))
+    if grow is not None:
+        grow(work)
     git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "Flora fixture app")

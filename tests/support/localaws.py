@@ -100,10 +100,23 @@ def start_server(port: int, log_path: str | os.PathLike | None = None) -> subpro
 def moto_server(log_path: str | os.PathLike | None = None) -> Iterator[str]:
     port = free_port()
     proc = start_server(port, log_path)
+    endpoint = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[endpoint] = proc.pid
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
+        SERVER_PIDS.pop(endpoint, None)
         stop_process(proc)
+
+
+# endpoint -> process ID of the moto servers this process started (the benchmarks read their CPU time).
+SERVER_PIDS: dict[str, int] = {}
+
+
+def server_cpu_seconds(endpoint_url: str) -> float:
+    """CPU time (user + system) the moto server at endpoint_url has used so far."""
+    fields = Path(f"/proc/{SERVER_PIDS[endpoint_url]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset(endpoint_url: str) -> None:

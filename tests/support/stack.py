@@ -10,7 +10,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -85,8 +85,11 @@ def remove_test_host(stack: dict) -> None:
 
 
 @contextmanager
-def local_stack(work: Path, host: str) -> Iterator[dict]:
-    """Start every service the test host reaches; yields addresses, the inventory and the environment."""
+def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = None) -> Iterator[dict]:
+    """Start every service the test host reaches; yields addresses, the inventory and the environment.
+
+    ``grow`` changes the fixture app before it is committed (see hostside.fixture_repository).
+    """
     with ExitStack() as stack:
         packages = hostside.shared_tmpdir("flora-packages-")
         stack.callback(subprocess.run, ["rm", "-rf", str(packages)], check=False)
@@ -94,7 +97,7 @@ def local_stack(work: Path, host: str) -> Iterator[dict]:
         subprocess.run([str(STAND_IN / "build.sh"), str(deb)], check=True, capture_output=True)
         git_base = hostside.shared_tmpdir("flora-git-")
         stack.callback(subprocess.run, ["rm", "-rf", str(git_base)], check=False)
-        commits = hostside.fixture_repository(git_base)
+        commits = hostside.fixture_repository(git_base, grow)
         endpoint = stack.enter_context(localaws.moto_server(work / "moto.log"))
         localaws.seed_flora_parameters(endpoint)
         pg_port = stack.enter_context(
