@@ -52,6 +52,37 @@ def host(bootstrapped_host):
     return bootstrapped_host
 
 
+def host_state() -> dict:
+    """What a check run must leave alone: the link, the ledger, the release directories, the env file, the workers."""
+    return {
+        "live": live_commit(),
+        "ledger": ledger(),
+        "releases": host_exec("ls", "-a", "/home/ubuntu/Flora/releases"),
+        "env": host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env"),
+        "workers": host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort"),
+        "lock": host_exec("sh", "-c", "ls -a /home/ubuntu/Flora"),
+    }
+
+
+def test_check_mode_reports_the_redeploy_and_changes_nothing(host):
+    commits = host["commits"]
+    before = host_state()
+
+    result = redeploy(host, "v2", "--check", "--diff")
+
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert recap_changed(result.stdout) > 0
+    assert f"Would build v2 ({commits['v2'][:12]}), migrate, switch from {commits['main'][:12]}" in result.stdout
+    assert "Install dependencies" not in result.stdout
+    assert host_state() == before
+    assert health_message() == "Flora backend is running"
+
+    nothing = redeploy(host, "main", "--check")
+    assert nothing.returncode == 0, nothing.stdout[-5000:]
+    assert recap_changed(nothing.stdout) == 0
+    assert f"Nothing to do: {commits['main'][:12]} is live" in nothing.stdout
+
+
 def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     commits = host["commits"]
     assert live_commit() == commits["main"]
@@ -132,6 +163,13 @@ def test_unhealthy_release_is_rolled_back_automatically(host):
 
 def test_rollback_playbook_returns_to_the_last_good_release(host):
     commits = host["commits"]
+    before = host_state()
+    checked = playbook(host, "rollback_backend.yml", "--check")
+    assert checked.returncode == 0, checked.stdout[-5000:]
+    assert f"Would switch from {commits['v2'][:12]} to {commits['main'][:12]}" in checked.stdout
+    assert recap_changed(checked.stdout) == 1
+    assert host_state() == before
+
     result = playbook(host, "rollback_backend.yml")
     assert result.returncode == 0, result.stdout[-5000:]
     assert live_commit() == commits["main"]
