@@ -60,7 +60,8 @@ def host_state() -> dict:
         "releases": host_exec("ls", "-a", "/home/ubuntu/Flora/releases"),
         "env": host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env"),
         "workers": host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort"),
-        "lock": host_exec("sh", "-c", "ls -a /home/ubuntu/Flora"),
+        # No lock directory, nor anything else, appears beside the releases.
+        "root_entries": host_exec("ls", "-a", "/home/ubuntu/Flora"),
     }
 
 
