@@ -1,7 +1,10 @@
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Read URLs in parallel and compare what they answer with what was expected (status, headers, content hash)."""
+"""Read URLs in parallel and compare what they answer with what was expected (status, headers, content hash).
+
+Failing URLs can be read again a number of times, for a service that is still starting.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import http.client
 import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,11 @@ class Expectation:
     cache_control: str | None = None
     content_type: str | None = None
     sha256: str | None = None
+    # The request: GET by default; a name, when given, leads the failure line.
+    method: str = "GET"
+    body: bytes | None = None
+    headers: t.Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,19 +62,25 @@ def describe_failure(expected: Expectation, seen: Observation) -> str | None:
     if expected.sha256 is not None:
         got.append(f"sha256 {seen.sha256 or '(none)'}")
         wanted.append(f"sha256 {expected.sha256}")
-    return (
+    line = (
         f"{expected.url} answered {answered} with {', '.join(got[:-1])} and {got[-1]}; "
         f"expected {', '.join(wanted[:-1])} and {wanted[-1]}"
         if len(wanted) > 1
         else f"{expected.url} answered {answered}; expected {wanted[0]}"
     )
+    if expected.method != "GET":
+        line = f"{expected.method} {line}"
+    return f"{expected.name}: {line}" if expected.name else line
 
 
-def observe(fetch: t.Callable[[str], tuple[int, t.Mapping[str, str], bytes]], url: str, want_body: bool) -> Observation:
-    """fetch(url) -> (status, headers, body); network and protocol errors become an observation without a status."""
+Fetch = t.Callable[[Expectation], "tuple[int, t.Mapping[str, str], bytes]"]
+
+
+def observe(fetch: Fetch, expected: Expectation) -> Observation:
+    """fetch(expected) -> (status, headers, body); network and protocol errors become an observation without a status."""
     start = time.monotonic()
     try:
-        status, headers, body = fetch(url)
+        status, headers, body = fetch(expected)
     except (OSError, ValueError, http.client.HTTPException) as e:
         return Observation(status=0, seconds=time.monotonic() - start, error=str(e) or type(e).__name__)
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -74,20 +88,45 @@ def observe(fetch: t.Callable[[str], tuple[int, t.Mapping[str, str], bytes]], ur
         status=status,
         cache_control=lowered.get("cache-control"),
         content_type=lowered.get("content-type"),
-        sha256=hashlib.sha256(body).hexdigest() if want_body else None,
+        sha256=hashlib.sha256(body).hexdigest() if expected.sha256 is not None else None,
         seconds=time.monotonic() - start,
     )
 
 
 def check_all(
     expectations: t.Sequence[Expectation],
-    fetch: t.Callable[[str], tuple[int, t.Mapping[str, str], bytes]],
+    fetch: Fetch,
     workers: int,
 ) -> tuple[list[Observation], list[str]]:
     """Observations in the order of `expectations`, and the failure lines."""
     if not expectations:
         return [], []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(expectations)))) as pool:
-        seen = list(pool.map(lambda e: observe(fetch, e.url, e.sha256 is not None), expectations))
+        seen = list(pool.map(lambda e: observe(fetch, e), expectations))
     failures = [line for line in (describe_failure(e, s) for e, s in zip(expectations, seen)) if line]
     return seen, failures
+
+
+def check_until(
+    expectations: t.Sequence[Expectation],
+    fetch: Fetch,
+    workers: int,
+    retries: int,
+    delay: float,
+    sleep: t.Callable[[float], None] = time.sleep,
+) -> tuple[list[Observation], list[str], int]:
+    """check_all, then up to `retries` more rounds `delay` seconds apart over the URLs that failed.
+
+    Returns the last observation of each URL (in the order of `expectations`), the failure lines of the last
+    round, and the number of rounds.
+    """
+    seen, failures = check_all(expectations, fetch, workers)
+    attempts = 1
+    while failures and attempts <= retries:
+        sleep(delay)
+        failing = [i for i, (e, s) in enumerate(zip(expectations, seen)) if describe_failure(e, s)]
+        again, failures = check_all([expectations[i] for i in failing], fetch, workers)
+        for i, observation in zip(failing, again):
+            seen[i] = observation
+        attempts += 1
+    return seen, failures, attempts

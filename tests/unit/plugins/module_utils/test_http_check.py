@@ -8,6 +8,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.http_check import (
     Expectation,
     Observation,
     check_all,
+    check_until,
     describe_failure,
 )
 
@@ -49,7 +50,8 @@ def test_no_answer_and_a_wrong_body():
 def test_check_all_runs_in_parallel_keeps_order_and_hashes_only_when_asked():
     running, peak, lock = [0], [0], threading.Lock()
 
-    def fetch(url):
+    def fetch(expected):
+        url = expected.url
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
@@ -70,3 +72,49 @@ def test_check_all_runs_in_parallel_keeps_order_and_hashes_only_when_asked():
     assert seen[0].cache_control == IMMUTABLE
     assert failures == ["https://site/missing answered nothing (connection refused); expected 200"]
     assert check_all([], fetch, 4) == ([], [])
+
+
+def test_a_named_check_with_another_method_says_so():
+    expected = Expectation("http://host/api/webhooks/stripe", status=400, method="POST", name="Stripe webhook")
+    assert describe_failure(expected, Observation(404)) == (
+        "Stripe webhook: POST http://host/api/webhooks/stripe answered 404; expected 400"
+    )
+    assert describe_failure(expected, Observation(400)) is None
+
+
+def test_check_until_reads_only_the_failing_urls_again_until_they_pass():
+    calls, sleeps = [], []
+    answers = {"http://host/health": [0, 500, 200], "http://host/hook": [400]}
+
+    def fetch(expected):
+        calls.append((expected.method, expected.url, expected.body))
+        status = answers[expected.url].pop(0)
+        if not status:
+            raise ConnectionRefusedError("connection refused")
+        return status, {}, b""
+
+    expectations = [Expectation("http://host/health"), Expectation("http://host/hook", 400, method="POST", body=b"{}")]
+    seen, failures, attempts = check_until(expectations, fetch, workers=2, retries=5, delay=2.5, sleep=sleeps.append)
+
+    assert failures == []
+    assert attempts == 3
+    assert sleeps == [2.5, 2.5]
+    assert [s.status for s in seen] == [200, 400]
+    assert sorted(calls[:2]) == [("GET", "http://host/health", None), ("POST", "http://host/hook", b"{}")]
+    assert calls[2:] == [("GET", "http://host/health", None)] * 2
+
+
+def test_check_until_gives_up_after_its_retries_with_the_last_answer():
+    sleeps = []
+
+    def fetch(expected):
+        return 500, {}, b""
+
+    seen, failures, attempts = check_until(
+        [Expectation("http://host/health")], fetch, workers=1, retries=2, delay=1, sleep=sleeps.append
+    )
+    assert attempts == 3 and len(sleeps) == 2
+    assert failures == ["http://host/health answered 500; expected 200"]
+    assert seen[0].status == 500
+    no_retries = check_until([Expectation("http://host/health")], fetch, 1, 0, 1, sleep=sleeps.append)
+    assert no_retries[2] == 1 and len(sleeps) == 2
