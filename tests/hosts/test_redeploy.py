@@ -153,6 +153,7 @@ def test_unhealthy_release_is_rolled_back_automatically(host):
         result = redeploy(host, "unhealthy", "-e", "backend_redeploy_health_retries=3")
     assert result.returncode != 0
     assert "Rolled back automatically" in result.stdout
+    assert "health check: http://127.0.0.1:3001/api/health answered 500; expected 200" in result.stdout
     assert f"{commits['v2'][:12]} is serving again" in result.stdout
     assert live_commit() == commits["v2"]
     assert health_message() == "Flora backend v2 is running"
