@@ -10,6 +10,7 @@ Twice: with the fixture app as the tests use it, and with the fixture grown to t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,22 @@ MANUAL_SEQUENCE = (
     "pnpm install --silent && pnpm --filter backend build >/dev/null && pnpm --filter backend db:setup >/dev/null && "
     "cd apps/backend && pm2 restart flora-manual >/dev/null"
 )
+
+
+# Steps of redeploy_backend.yml reported on their own (profile_tasks names them "<role> : <task>").
+STEPS = {
+    "install": "backend_release : Install dependencies",
+    "build": "backend_release : Build",
+    "migrations": "backend_release : Apply database migrations",
+    "PM2 reload": "backend_redeploy : Reload the app without dropping requests",
+}
+PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
+
+
+def step_times(output: str) -> dict[str, float]:
+    """Seconds per step from ansible.posix.profile_tasks' summary."""
+    tasks = {m["task"].strip(): float(m["seconds"]) for m in PROFILE_LINE.finditer(output)}
+    return {step: sum(v for task, v in tasks.items() if task.endswith(name)) for step, name in STEPS.items()}
 
 
 def as_app_user(script: str, env: dict) -> None:
@@ -100,11 +117,17 @@ def run(local: dict, app: str) -> list[str]:
     def manual() -> None:
         as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref="v2"), env)
 
+    outputs = []
+
     def ours(ref: str) -> None:
         result = stack.playbook(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
         if result.returncode != 0:
             raise SystemExit(result.stdout[-4000:])
+        outputs.append(result.stdout)
 
+    # The task timings of the redeploy, for where its time goes.
+    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+    env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
     app_env = {"pm2_app_env": {"NODE_ENV": "production", "FLORA_STARTUP_DELAY_MS": STARTUP_DELAY_MS}}
     bootstrap = stack.playbook(local, "bootstrap_ec2.yml", "-e", json.dumps(app_env))
     if bootstrap.returncode != 0:
@@ -117,6 +140,7 @@ def run(local: dict, app: str) -> list[str]:
         ours_change = timed(lambda: ours("v2"), ours_url, NEW_CODE)
     with SteadyLoad(manual_url) as manual_load:
         manual_change = timed(manual, manual_url, NEW_CODE)
+    steps = step_times(outputs[-1])
     ours_noop = timed(lambda: ours("v2"), ours_url, NEW_CODE)
     manual_noop = timed(manual, manual_url, NEW_CODE)
 
@@ -131,6 +155,13 @@ def run(local: dict, app: str) -> list[str]:
             f"| failed requests during the change | {len(manual_load.failures)} of {manual_load.sent} "
             f"| {len(ours_load.failures)} of {ours_load.sent} | |"
         ),
+        "",
+        "Where redeploy_backend.yml's time went in the one-line change: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
+        + f", everything else {ours_change - sum(steps.values()):.1f} s (ansible-playbook start-up, the lock, "
+        "fetch, env file, export, ledger, checks). The PM2 reload replaces the workers one at a time, each once its "
+        "replacement is ready, so it takes about twice the app's start-up plus its shutdown grace; `pm2 restart` "
+        "stops them all and starts them at once.",
     ]
 
 
