@@ -88,6 +88,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    details:
+      - Check mode sends every request too, as given. Checks with a method other than GET are only as harmless
+        in check mode as the request they make.
   diff_mode:
     support: none
   idempotent:

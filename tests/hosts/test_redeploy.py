@@ -43,6 +43,13 @@ def recap_changed(output: str) -> int:
     return int(re.search(r"flora-bootstrap\s*:.*changed=(\d+)", output).group(1))
 
 
+def task_output(output: str, task: str) -> str:
+    """What the default callback printed for the task whose name starts with `task`."""
+    start = output.index(f"TASK [{task}")
+    end = output.find("TASK [", start + 1)
+    return output[start : end if end > 0 else None]
+
+
 def redeploy(services, ref: str, *extra: str) -> subprocess.CompletedProcess:
     return playbook(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
 
@@ -97,6 +104,8 @@ def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     assert live_commit() == commits["v2"]
     assert ledger()["current"] == commits["v2"]
     assert ledger_status(commits["main"]) == "previous"
+    # The export read the installed pnpm's version: it matches the app's, so npm does not run.
+    assert "skipping" in task_output(result.stdout, "flora.deploy.pnpm : Install pnpm")
 
 
 def test_redeploy_of_the_live_commit_is_a_no_op(host):
@@ -242,3 +251,20 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
     assert ledger()["current"] == commit
     assert health_message() == f"Flora backend {ref} is running"
     assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")
+
+
+def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(host):
+    commits = host["commits"]
+    assert live_commit() == commits["v2"]
+    before = set(host_exec("ls", "/home/ubuntu/Flora/releases").split())
+    assert {commits["main"], commits["bad-migration"], commits["unhealthy"]} <= before
+
+    result = redeploy(host, "v3", "-e", "backend_redeploy_keep_releases=1")
+
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert live_commit() == commits["v3"]
+    assert set(host_exec("ls", "/home/ubuntu/Flora/releases").split()) == {commits["v3"], commits["v2"]}
+    for ref in ("main", "bad-migration", "unhealthy"):
+        assert ledger_status(commits[ref]) == "pruned"
+    assert ledger_status(commits["v2"]) == "previous"
+    assert health_message() == "Flora backend v3 is running"
