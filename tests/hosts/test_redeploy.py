@@ -229,6 +229,8 @@ def wait_on_host(check: str, timeout: float = 300) -> None:
     [
         ("v3", "during the build: test -d /home/ubuntu/Flora/releases/.{commit}.partial/node_modules"),
         ("v2", "right after the switch: readlink /home/ubuntu/Flora/current | grep -q {commit}"),
+        # The pm2 CLI drives the reload worker by worker: killed in between, the workers run two releases.
+        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'pm2 startOrReload'"),
     ],
 )
 def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, ref, moment):
@@ -243,7 +245,7 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
-        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)'", timeout=120)
+        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|pm2 startOrReload'", timeout=120)
     assert load.failures == []
     result = redeploy(host, ref)
     assert result.returncode == 0, result.stdout[-5000:]
@@ -255,16 +257,16 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
 
 def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(host):
     commits = host["commits"]
-    assert live_commit() == commits["v2"]
+    assert live_commit() == commits["v3"]
     before = set(host_exec("ls", "/home/ubuntu/Flora/releases").split())
     assert {commits["main"], commits["bad-migration"], commits["unhealthy"]} <= before
 
-    result = redeploy(host, "v3", "-e", "backend_redeploy_keep_releases=1")
+    result = redeploy(host, "v2", "-e", "backend_redeploy_keep_releases=1")
 
     assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commits["v3"]
-    assert set(host_exec("ls", "/home/ubuntu/Flora/releases").split()) == {commits["v3"], commits["v2"]}
+    assert live_commit() == commits["v2"]
+    assert set(host_exec("ls", "/home/ubuntu/Flora/releases").split()) == {commits["v2"], commits["v3"]}
     for ref in ("main", "bad-migration", "unhealthy"):
         assert ledger_status(commits[ref]) == "pruned"
-    assert ledger_status(commits["v2"]) == "previous"
-    assert health_message() == "Flora backend v3 is running"
+    assert ledger_status(commits["v3"]) == "previous"
+    assert health_message() == "Flora backend v2 is running"
