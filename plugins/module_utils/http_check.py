@@ -93,18 +93,19 @@ def observe(fetch: Fetch, expected: Expectation) -> Observation:
     )
 
 
+def _observe_all(expectations: t.Sequence[Expectation], fetch: Fetch, workers: int) -> list[Observation]:
+    """Observations in the order of `expectations`, read on at most `workers` threads."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(expectations)))) as pool:
+        return list(pool.map(lambda e: observe(fetch, e), expectations))
+
+
 def check_all(
     expectations: t.Sequence[Expectation],
     fetch: Fetch,
     workers: int,
 ) -> tuple[list[Observation], list[str]]:
     """Observations in the order of `expectations`, and the failure lines."""
-    if not expectations:
-        return [], []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(expectations)))) as pool:
-        seen = list(pool.map(lambda e: observe(fetch, e), expectations))
-    failures = [line for line in (describe_failure(e, s) for e, s in zip(expectations, seen)) if line]
-    return seen, failures
+    return check_until(expectations, fetch, workers, retries=0, delay=0)[:2]
 
 
 def check_until(
@@ -115,18 +116,18 @@ def check_until(
     delay: float,
     sleep: t.Callable[[float], None] = time.sleep,
 ) -> tuple[list[Observation], list[str], int]:
-    """check_all, then up to `retries` more rounds `delay` seconds apart over the URLs that failed.
+    """Every URL once, then up to `retries` more rounds `delay` seconds apart over the URLs that failed.
 
     Returns the last observation of each URL (in the order of `expectations`), the failure lines of the last
     round, and the number of rounds.
     """
-    seen, failures = check_all(expectations, fetch, workers)
+    seen = _observe_all(expectations, fetch, workers)
+    lines = [describe_failure(e, s) for e, s in zip(expectations, seen)]
     attempts = 1
-    while failures and attempts <= retries:
+    while any(lines) and attempts <= retries:
         sleep(delay)
-        failing = [i for i, (e, s) in enumerate(zip(expectations, seen)) if describe_failure(e, s)]
-        again, failures = check_all([expectations[i] for i in failing], fetch, workers)
-        for i, observation in zip(failing, again):
-            seen[i] = observation
+        failing = [i for i, line in enumerate(lines) if line]
+        for i, observation in zip(failing, _observe_all([expectations[i] for i in failing], fetch, workers)):
+            seen[i], lines[i] = observation, describe_failure(expectations[i], observation)
         attempts += 1
-    return seen, failures, attempts
+    return seen, [line for line in lines if line], attempts
