@@ -159,9 +159,9 @@ def run(local: dict, app: str) -> list[str]:
         "Where redeploy_backend.yml's time went in the one-line change: "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
         + f", everything else {ours_change - sum(steps.values()):.1f} s (ansible-playbook start-up, the lock, "
-        "fetch, env file, export, ledger, checks). The PM2 reload replaces the workers one at a time, each once its "
-        "replacement is ready, so it takes about twice the app's start-up plus its shutdown grace; `pm2 restart` "
-        "stops them all and starts them at once.",
+        "fetch, env file, export, ledger, checks). The PM2 reload replaces all workers at once, each old one only once "
+        "its replacement is ready, so it takes about the app's start-up plus its shutdown grace; `pm2 restart` "
+        "stops them all, then starts them.",
     ]
 
 

@@ -13,7 +13,8 @@ description:
     atomically, so later plays and people can see what is live, what served before and what failed.
   - With O(status=live) the release becomes the current one and the former live release becomes V(previous).
   - With O(prune_keep), release directories in O(releases_dir) beyond the newest O(prune_keep) are deleted,
-    never the current release nor the last good one, and are marked V(pruned).
+    never the current release nor the last good one, and are marked V(pruned). The release given in
+    O(commit) is recorded first; a directory that cannot be deleted fails the task after the ledger is written.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -178,14 +179,19 @@ def main():
     if params["commit"]:
         ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
 
-    pruned = []
+    pruned, prune_errors = [], []
     if params["prune_keep"] is not None:
         if params["prune_keep"] < 1:
             module.fail_json(msg="prune_keep must be at least 1")
-        pruned = releases_to_prune(ledger, params["prune_keep"], release_directories(params["releases_dir"]))
-        for commit in pruned:
+        # A directory that cannot be deleted fails the task, after the ledger records the rest.
+        for commit in releases_to_prune(ledger, params["prune_keep"], release_directories(params["releases_dir"])):
             if not module.check_mode:
-                shutil.rmtree(os.path.join(params["releases_dir"], commit))
+                try:
+                    shutil.rmtree(os.path.join(params["releases_dir"], commit))
+                except OSError as e:
+                    prune_errors.append(f"{commit}: {e}")
+                    continue
+            pruned.append(commit)
             if any(release["commit"] == commit for release in ledger["releases"]):
                 ledger = record_release(ledger, commit, "pruned", now)
 
@@ -205,6 +211,8 @@ def main():
     )
     if params["current_link"]:
         result["linked"] = link_target_name(params["current_link"])
+    if prune_errors:
+        module.fail_json(msg="Cannot delete old release directories: " + "; ".join(prune_errors), **result)
     module.exit_json(**result)
 
 

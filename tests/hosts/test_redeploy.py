@@ -50,6 +50,27 @@ def task_output(output: str, task: str) -> str:
     return output[start : end if end > 0 else None]
 
 
+PM2_LOG = "/home/ubuntu/.pm2/pm2.log"
+
+
+def pm2_log_lines() -> int:
+    return int(host_exec("sh", "-c", f"wc -l < {PM2_LOG}"))
+
+
+def pm2_reload_events(since: int) -> list[str]:
+    """The PM2 daemon's reload events logged after line `since`: starting, listening, stopping."""
+    lines = host_exec("tail", "-n", f"+{since + 1}", PM2_LOG).splitlines()
+    events = []
+    for line in lines:
+        if match := re.search(r"App \[flora-backend:(\d+)\] starting", line):
+            events.append(f"start {match[1]}")
+        elif "-reload- New worker listening" in line:
+            events.append("ready")
+        elif match := re.search(r"Stopping app:flora-backend id:_old_(\d+)", line):
+            events.append(f"stop {match[1]}")
+    return events
+
+
 def redeploy(services, ref: str, *extra: str) -> subprocess.CompletedProcess:
     return playbook(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
 
@@ -94,10 +115,19 @@ def test_check_mode_reports_the_redeploy_and_changes_nothing(host):
 def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     commits = host["commits"]
     assert live_commit() == commits["main"]
+    log_start = pm2_log_lines()
     with SteadyLoad(HEALTH) as load:
         result = redeploy(host, "v2")
     assert result.returncode == 0, result.stdout[-5000:]
     assert recap_changed(result.stdout) > 0
+    # Both workers are replaced together, and each old one stops only once a replacement is ready.
+    events = pm2_reload_events(log_start)
+    assert sorted(events[:2]) == ["start 0", "start 1"], events
+    assert sorted(e for e in events if e.startswith("stop")) == ["stop 0", "stop 1"], events
+    for index, event in enumerate(events):
+        if event.startswith("stop"):
+            stops_so_far = events[: index + 1].count("stop 0") + events[: index + 1].count("stop 1")
+            assert events[:index].count("ready") >= stops_so_far, events
     assert load.sent > 50
     assert load.failures == []
     assert health_message() == "Flora backend v2 is running"
@@ -229,8 +259,8 @@ def wait_on_host(check: str, timeout: float = 300) -> None:
     [
         ("v3", "during the build: test -d /home/ubuntu/Flora/releases/.{commit}.partial/node_modules"),
         ("v2", "right after the switch: readlink /home/ubuntu/Flora/current | grep -q {commit}"),
-        # The pm2 CLI drives the reload worker by worker: killed in between, the workers run two releases.
-        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'pm2 startOrReload'"),
+        # Killed while the PM2 daemon replaces the workers: the daemon finishes, the next run checks them.
+        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'node - .*pm2 flora-backend reload'"),
     ],
 )
 def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, ref, moment):
@@ -245,7 +275,7 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
-        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|pm2 startOrReload'", timeout=120)
+        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|node - .*pm2 flora-backend'", timeout=120)
     assert load.failures == []
     result = redeploy(host, ref)
     assert result.returncode == 0, result.stdout[-5000:]

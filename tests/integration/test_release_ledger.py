@@ -79,3 +79,34 @@ def test_prunes_but_keeps_the_current_and_last_good_release(ledger, root):
 
     assert result["pruned"] == [extra]
     assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW]
+
+
+def test_records_the_live_release_even_when_a_prune_fails(run_playbook, tmp_path, root):
+    path = root / "releases.json"
+    ledger_args = {"path": str(path), "commit": OLD, "status": "live"}
+    assert run_playbook(LEDGER, {"ledger_args": ledger_args}).rc == 0
+    stale, undeletable = "c" * 40, "d" * 40
+    (root / "releases" / stale).mkdir()
+    # rmtree refuses a symbolic link: this entry cannot be deleted.
+    (tmp_path / "elsewhere").mkdir()
+    (root / "releases" / undeletable).symlink_to(tmp_path / "elsewhere")
+    for commit in (stale, undeletable):
+        ledger_args = {"path": str(path), "commit": commit, "status": "failed"}
+        assert run_playbook(LEDGER, {"ledger_args": ledger_args}).rc == 0
+
+    ledger_args = {
+        "path": str(path),
+        "commit": NEW,
+        "status": "live",
+        "releases_dir": str(root / "releases"),
+        "prune_keep": 1,
+    }
+    assert run_playbook(LEDGER, {"ledger_args": ledger_args}).rc == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+
+    assert result["failed"]
+    assert result["msg"].startswith(f"Cannot delete old release directories: {undeletable}: ")
+    assert result["pruned"] == [stale]
+    statuses = {release["commit"]: release["status"] for release in json.loads(path.read_text())["releases"]}
+    assert statuses == {OLD: "previous", NEW: "live", stale: "pruned", undeletable: "failed"}
+    assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW, undeletable]
