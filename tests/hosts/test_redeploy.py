@@ -300,3 +300,18 @@ def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(h
         assert ledger_status(commits[ref]) == "pruned"
     assert ledger_status(commits["v3"]) == "previous"
     assert health_message() == "Flora backend v2 is running"
+
+
+def test_redeploy_starts_an_app_that_pm2_has_stopped(host):
+    commits = host["commits"]
+    pm2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
+    host_exec("su", "-", "ubuntu", "-c", f"{pm2} stop flora-backend")
+    assert '"status":"online"' not in host_exec("su", "-", "ubuntu", "-c", f"{pm2} jlist")
+
+    # No online workers to replace: the app is started from its ecosystem file instead.
+    result = redeploy(host, "v3")
+
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert live_commit() == commits["v3"]
+    assert health_message() == "Flora backend v3 is running"
+    assert ledger()["current"] == commits["v3"]
