@@ -51,6 +51,37 @@ options:
         what the ledger recorded and what is really live.
     type: path
     version_added: 0.1.0
+  lock:
+    description:
+      - The deploy lock, a directory created atomically. When given, the module takes it for O(lock_owner) before
+        it reads or writes the ledger, so taking the lock and reading what is live take one round trip.
+      - When another run holds it, the module waits up to O(lock_timeout) seconds, then records and prunes nothing
+        and returns the holder as RV(lock_holder).
+      - A lock older than O(lock_lease) seconds was left by a run that died, and is taken over with a warning.
+      - In check mode the lock is neither taken nor checked. Taking it is not reported as a change, as the play
+        that takes it releases it.
+    type: path
+    version_added: 0.1.0
+  lock_owner:
+    description: Who takes the lock, written to its C(owner) file. Required with O(lock).
+    type: str
+    version_added: 0.1.0
+  lock_timeout:
+    description: Seconds to wait for another holder of O(lock).
+    type: int
+    default: 0
+    version_added: 0.1.0
+  lock_lease:
+    description: Seconds after which a lock is considered left by a run that died.
+    type: int
+    default: 1800
+    version_added: 0.1.0
+  lock_takeover_from:
+    description:
+      - Take O(lock) from this holder, known to have died (for example an C(ansible-playbook) killed on this
+        controller). The lock is left alone when someone else holds it by then.
+    type: str
+    version_added: 0.1.0
 extends_documentation_fragment:
   - flora.deploy.attributes
 attributes:
@@ -76,6 +107,15 @@ EXAMPLES = r"""
     path: /home/ubuntu/Flora/releases.json
     current_link: /home/ubuntu/Flora/current
   register: ledger
+
+- name: Take the deploy lock and read what is live
+  flora.deploy.release_ledger:
+    path: /home/ubuntu/Flora/releases.json
+    current_link: /home/ubuntu/Flora/current
+    lock: /home/ubuntu/Flora/.deploy.lock
+    lock_owner: "{{ inventory_hostname }}:{{ 2147483647 | random }}"
+  register: ledger
+  failed_when: ledger.lock_holder | length > 0
 
 - name: Keep five release directories
   flora.deploy.release_ledger:
@@ -106,6 +146,12 @@ linked:
   type: str
   sample: 0d4c6f7e2b9a8c1d3e5f7a9b0c2d4e6f8a1b3c5d
   version_added: 0.1.0
+lock_holder:
+  description: Who holds O(lock) when this call did not get it; empty when it did.
+  returned: when O(lock) is given
+  type: str
+  sample: laptop:48213:1093385512
+  version_added: 0.1.0
 pruned:
   description: Release directories deleted.
   returned: always
@@ -120,6 +166,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import take_lock, take_over_lock
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import write_atomically
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
     STATUSES,
@@ -159,12 +206,31 @@ def main():
             prune_keep=dict(type="int"),
             owner=dict(type="str"),
             current_link=dict(type="path"),
+            lock=dict(type="path"),
+            lock_owner=dict(type="str"),
+            lock_timeout=dict(type="int", default=0),
+            lock_lease=dict(type="int", default=1800),
+            lock_takeover_from=dict(type="str"),
         ),
         required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
+        required_by={"lock": "lock_owner", "lock_takeover_from": "lock"},
         supports_check_mode=True,
     )
     params = module.params
     path = params["path"]
+    lock_holder = ""
+    if params["lock"] and not module.check_mode:
+        try:
+            if params["lock_takeover_from"]:
+                lock_holder = take_over_lock(params["lock"], params["lock_owner"], params["lock_takeover_from"])
+            else:
+                lock_holder, notes = take_lock(
+                    params["lock"], params["lock_owner"], params["lock_timeout"], params["lock_lease"]
+                )
+                for note in notes:
+                    module.warn(f"{params['lock']}: {note}")
+        except OSError as e:
+            module.fail_json(msg=f"Cannot take the lock {params['lock']}: {e}")
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -176,7 +242,9 @@ def main():
         module.fail_json(msg=f"Cannot read {path}: {e}")
 
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    if params["commit"]:
+    # Without the lock, another run owns the ledger and the releases: read only.
+    writes = not lock_holder
+    if params["commit"] and writes:
         ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
 
     pruned, prune_errors = [], []
@@ -184,7 +252,8 @@ def main():
         if params["prune_keep"] < 1:
             module.fail_json(msg="prune_keep must be at least 1")
         # A directory that cannot be deleted fails the task, after the ledger records the rest.
-        for commit in releases_to_prune(ledger, params["prune_keep"], release_directories(params["releases_dir"])):
+        present = release_directories(params["releases_dir"]) if writes else []
+        for commit in releases_to_prune(ledger, params["prune_keep"], present):
             if not module.check_mode:
                 try:
                     shutil.rmtree(os.path.join(params["releases_dir"], commit))
@@ -197,7 +266,7 @@ def main():
 
     content = render_ledger(ledger)
     # Reading alone never writes, not even an empty ledger.
-    changed = bool(params["commit"] or pruned) and content != text
+    changed = bool((params["commit"] and writes) or pruned) and content != text
     if changed and not module.check_mode:
         uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else -1
         gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1
@@ -211,6 +280,8 @@ def main():
     )
     if params["current_link"]:
         result["linked"] = link_target_name(params["current_link"])
+    if params["lock"]:
+        result["lock_holder"] = lock_holder
     if prune_errors:
         module.fail_json(msg="Cannot delete old release directories: " + "; ".join(prune_errors), **result)
     module.exit_json(**result)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,44 @@ def test_records_the_live_release_even_when_a_prune_fails(run_playbook, tmp_path
     statuses = {release["commit"]: release["status"] for release in json.loads(path.read_text())["releases"]}
     assert statuses == {OLD: "previous", NEW: "live", stale: "pruned", undeletable: "failed"}
     assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW, undeletable]
+
+
+def test_takes_the_lock_and_reads_in_one_call_and_writes_nothing_without_it(ledger, root):
+    path, lock = str(root / "releases.json"), str(root / ".deploy.lock")
+    (root / "current").symlink_to(root / "releases" / OLD)
+
+    assert not (root / ".deploy.lock").exists()
+    checked = ledger("--check", path=path, current_link=str(root / "current"), lock=lock, lock_owner="ci:1:1")
+    assert checked["lock_holder"] == ""
+    assert not (root / ".deploy.lock").exists()
+
+    first = ledger(path=path, current_link=str(root / "current"), lock=lock, lock_owner="ci:1:1")
+    assert first["lock_holder"] == ""
+    assert first["linked"] == OLD
+    assert not first["changed"]
+    assert (root / ".deploy.lock" / "owner").read_text() == "ci:1:1\n"
+
+    second = ledger(path=path, commit=NEW, status="live", lock=lock, lock_owner="laptop:2:2")
+    assert second["lock_holder"] == "ci:1:1"
+    assert not second["changed"]
+    assert not (root / "releases.json").exists()
+
+    # The holder died: taken over from it, and only from it.
+    taken = ledger(path=path, lock=lock, lock_owner="laptop:2:2", lock_takeover_from="ci:1:1")
+    assert taken["lock_holder"] == ""
+    assert (root / ".deploy.lock" / "owner").read_text() == "laptop:2:2\n"
+    refused = ledger(path=path, lock=lock, lock_owner="other:3:3", lock_takeover_from="ci:1:1")
+    assert refused["lock_holder"] == "laptop:2:2"
+
+
+def test_a_lock_past_its_lease_is_taken_over_with_a_warning(ledger, root):
+    lock = root / ".deploy.lock"
+    lock.mkdir()
+    (lock / "owner").write_text("dead:1:1\n")
+    os.utime(lock, (time.time() - 100, time.time() - 100))
+
+    result = ledger(path=str(root / "releases.json"), lock=str(lock), lock_owner="ci:1:1", lock_lease=60)
+
+    assert result["lock_holder"] == ""
+    assert (lock / "owner").read_text() == "ci:1:1\n"
+    assert any("took over a lock left" in warning and "dead:1:1" in warning for warning in result["warnings"])
