@@ -4,7 +4,8 @@ Both run on the same systemd test host in one run: ours serves on 3001 under PM2
 checkout (as the deployment note does it: git pull, pnpm install, build, db:setup, pm2 restart in fork mode)
 on 3002. A steady load on each counts failed requests during its redeploy. The app takes 1.5 s to start.
 Twice: with the fixture app as the tests use it, and with the fixture grown to the real app's weight
-(bench/flora_sized.py), where installs and builds cost what they cost users.
+(bench/flora_sized.py), where installs and builds cost what they cost users. Each scenario runs three rounds,
+alternating between the two, and reports medians.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from statistics import median
 
 from bench import flora_sized
-from tests.support import stack
+from tests.support import hostside, stack
 from tests.support.load import SteadyLoad
 
 HOST = "flora-bench"
 STARTUP_DELAY_MS = "1500"
-# What the fixture's v2 commit answers on /api/health (tests/support/hostside.py's variants).
+# What the fixture's v2 commit answers on /api/health (tests/support/hostside.py's variants); each round's
+# one-line change replaces it.
 NEW_CODE = "Flora backend v2 is running"
+ROUNDS = 3
 MANUAL = "/home/ubuntu/Flora-manual"
 MANUAL_SEQUENCE = (
     "set -e; cd {dir} && git fetch -q origin && git checkout -q {ref} && git pull -q origin {ref} && "
@@ -111,12 +115,25 @@ def setup_manual_checkout(local: dict) -> None:
     )
 
 
+def push_one_line_changes(origin: Path, rounds: int) -> list[str]:
+    """Branches r1, r2, ... on the origin: v2 with its health message changed, one line from each other."""
+    refs = []
+    with tempfile.TemporaryDirectory(prefix="flora-rounds-") as work:
+        clone = Path(work) / "flora"
+        hostside.git(Path(work), "clone", "-q", "-b", "v2", str(origin), str(clone))
+        for round_number in range(1, rounds + 1):
+            ref = f"r{round_number}"
+            hostside.git(clone, "checkout", "-q", "-b", ref, "v2")
+            source = clone / "apps/backend/src/index.ts"
+            source.write_text(source.read_text().replace(NEW_CODE, f"Flora backend {ref} is running"))
+            hostside.git(clone, "commit", "-q", "-am", f"One-line change {ref}")
+            hostside.git(clone, "push", "-q", "origin", ref)
+            refs.append(ref)
+    return refs
+
+
 def run(local: dict, app: str) -> list[str]:
     env = local["env"]
-
-    def manual() -> None:
-        as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref="v2"), env)
-
     outputs = []
 
     def ours(ref: str) -> None:
@@ -124,6 +141,9 @@ def run(local: dict, app: str) -> list[str]:
         if result.returncode != 0:
             raise SystemExit(result.stdout[-4000:])
         outputs.append(result.stdout)
+
+    def manual(ref: str) -> None:
+        as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref=ref), env)
 
     # The task timings of the redeploy, for where its time goes.
     env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
@@ -133,35 +153,51 @@ def run(local: dict, app: str) -> list[str]:
     if bootstrap.returncode != 0:
         raise SystemExit(bootstrap.stdout[-4000:])
     setup_manual_checkout(local)
+    refs = push_one_line_changes(local["origin"], ROUNDS)
     time.sleep(3)
 
+    # Rounds alternate between the two, so a machine that speeds up or slows down affects both alike.
     ours_url, manual_url = "http://127.0.0.1:3001/api/health", "http://127.0.0.1:3002/api/health"
-    with SteadyLoad(ours_url) as ours_load:
-        ours_change = timed(lambda: ours("v2"), ours_url, NEW_CODE)
-    with SteadyLoad(manual_url) as manual_load:
-        manual_change = timed(manual, manual_url, NEW_CODE)
-    steps = step_times(outputs[-1])
-    ours_noop = timed(lambda: ours("v2"), ours_url, NEW_CODE)
-    manual_noop = timed(manual, manual_url, NEW_CODE)
+    ours_change, manual_change, ours_noop, manual_noop, steps = [], [], [], [], []
+    failures = {"ours": [0, 0], "manual": [0, 0]}
+    for ref in refs:
+        answer = f"Flora backend {ref} is running"
+        with SteadyLoad(ours_url) as load:
+            ours_change.append(timed(lambda ref=ref: ours(ref), ours_url, answer))
+        failures["ours"] = [failures["ours"][0] + len(load.failures), failures["ours"][1] + load.sent]
+        steps.append(step_times(outputs[-1]))
+        with SteadyLoad(manual_url) as load:
+            manual_change.append(timed(lambda ref=ref: manual(ref), manual_url, answer))
+        failures["manual"] = [failures["manual"][0] + len(load.failures), failures["manual"][1] + load.sent]
+    for _round in refs:
+        ours_noop.append(timed(lambda: ours(refs[-1]), ours_url, f"Flora backend {refs[-1]} is running"))
+        manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
 
+    def cell(times: list[float]) -> str:
+        return f"{median(times):.1f} s ({', '.join(f'{t:.1f}' for t in times)})"
+
+    change_steps = {step: median(round_steps[step] for round_steps in steps) for step in STEPS}
     return [
         f"### Backend redeploy, {app}: redeploy_backend.yml vs the manual sequence (same host, app starts in 1.5 s)",
-        "Each time runs until the app serves the new code again.",
+        f"Each time runs until the app serves the new code again; medians of {ROUNDS} rounds (each round in brackets).",
         "| scenario | manual (git pull, pnpm install, build, db:setup, pm2 restart) | redeploy_backend.yml | ratio |",
         "|---|---|---|---|",
-        f"| one-line backend change | {manual_change:.1f} s | {ours_change:.1f} s | {ours_change / manual_change:.2f}x |",
-        f"| nothing changed | {manual_noop:.1f} s | {ours_noop:.1f} s | {ours_noop / manual_noop:.2f}x |",
         (
-            f"| failed requests during the change | {len(manual_load.failures)} of {manual_load.sent} "
-            f"| {len(ours_load.failures)} of {ours_load.sent} | |"
+            f"| one-line backend change | {cell(manual_change)} | {cell(ours_change)} "
+            f"| {median(ours_change) / median(manual_change):.2f}x |"
+        ),
+        f"| nothing changed | {cell(manual_noop)} | {cell(ours_noop)} | {median(ours_noop) / median(manual_noop):.2f}x |",
+        (
+            f"| failed requests during the changes | {failures['manual'][0]} of {failures['manual'][1]} "
+            f"| {failures['ours'][0]} of {failures['ours'][1]} | |"
         ),
         "",
-        "Where redeploy_backend.yml's time went in the one-line change: "
-        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items())
-        + f", everything else {ours_change - sum(steps.values()):.1f} s (ansible-playbook start-up, the lock, "
-        "fetch, env file, export, ledger, checks). The PM2 reload replaces all workers at once, each old one only once "
-        "its replacement is ready, so it takes about the app's start-up plus its shutdown grace; `pm2 restart` "
-        "stops them all, then starts them.",
+        "Where redeploy_backend.yml's time went in the one-line change (medians): "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
+        + f", everything else {median(ours_change) - sum(change_steps.values()):.1f} s (ansible-playbook start-up, "
+        "the lock, fetch, env file, export, ledger, checks). The PM2 reload replaces all workers at once, each old "
+        "one only once its replacement is ready, so it takes about the app's start-up plus its shutdown grace; "
+        "`pm2 restart` stops them all, then starts them.",
     ]
 
 

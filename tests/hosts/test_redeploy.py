@@ -152,9 +152,12 @@ def test_secret_change_alone_reloads_without_a_build(host):
         Name="/flora/prod/stripe_secret_key", Value="sk_test_rotated_91", Type="SecureString", Overwrite=True
     )
     pids_before = host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
+    log_start = pm2_log_lines()
     with SteadyLoad(HEALTH) as load:
-        result = redeploy(host, "v2")
+        result = redeploy(host, "v2", "-e", "backend_redeploy_reload_batch=1")
     assert result.returncode == 0, result.stdout[-5000:]
+    # One worker at a time: the second starts only once the first old one was told to stop.
+    assert pm2_reload_events(log_start) == ["start 0", "ready", "stop 0", "start 1", "ready", "stop 1"]
     assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests]" in result.stdout
     assert "Install dependencies" not in result.stdout
     assert "sk_test_rotated_91" not in result.stdout

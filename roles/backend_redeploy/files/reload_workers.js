@@ -1,19 +1,19 @@
 // Reload all of an app's PM2 cluster workers at once, then print the directory each online worker runs in.
 //
-//   node reload_workers.js <pm2 module directory> <app name> reload|list
+//   node reload_workers.js <pm2 module directory> <app name> reload|list [batch]
 //
 // `pm2 reload` replaces two or fewer workers one after the other (lib/API.js caps its concurrency at 1 for
 // them), so a reload takes twice the app's start-up and shutdown. Here each worker gets its own reload, all at
 // once: PM2 still starts each replacement, waits for its "ready" (wait_ready) and only then stops the old
 // worker, so every worker keeps serving until its successor does. The ids are passed as numbers: PM2 matches
 // the ready message against the id with ===, and the CLI's `pm2 reload 0` passes a string and so waits
-// listen_timeout instead.
+// listen_timeout instead. A batch above 0 replaces that many workers at a time, for hosts short of memory.
 // Exit 3: the app does not run as online cluster workers; start or reload it from its ecosystem file instead.
 "use strict";
 
 const fs = require("fs");
 
-const [pm2Dir, name, mode] = process.argv.slice(2);
+const [pm2Dir, name, mode, batchArg] = process.argv.slice(2);
 const pm2 = require(pm2Dir);
 
 function done(code, message) {
@@ -59,7 +59,13 @@ pm2.connect((err) => {
     );
     if (!running) return done(3, `${name} is not running as online cluster workers`);
     const ids = procs.map((proc) => Number(proc.pm_id));
-    console.error(`reloading ${name}'s workers ${ids.join(", ")} at once`);
-    return Promise.all(ids.map(reloadOne)).then(printWorkers, (reloadErr) => done(1, reloadErr.message));
+    const batch = Number(batchArg) > 0 ? Number(batchArg) : ids.length;
+    console.error(`reloading ${name}'s workers ${ids.join(", ")}, ${batch} at a time`);
+    let reloads = Promise.resolve();
+    for (let start = 0; start < ids.length; start += batch) {
+      const group = ids.slice(start, start + batch);
+      reloads = reloads.then(() => Promise.all(group.map(reloadOne)));
+    }
+    return reloads.then(printWorkers, (reloadErr) => done(1, reloadErr.message));
   });
 });
