@@ -77,3 +77,9 @@ def take_over_lock(path: str, owner: str, holder: str) -> str:
     if _claim(path, owner):
         return ""
     return read_owner(path) or "unknown"
+
+
+def release_lock(path: str, owner: str) -> None:
+    """Delete the lock if ``owner`` holds it."""
+    if read_owner(path) == owner:
+        _remove(path)

@@ -166,7 +166,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import take_lock, take_over_lock
+from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock, take_lock, take_over_lock
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import write_atomically
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
     STATUSES,
@@ -184,6 +184,15 @@ def release_directories(path):
     return sorted(
         name for name in os.listdir(path) if not name.startswith(".") and os.path.isdir(os.path.join(path, name))
     )
+
+
+def read_text(path):
+    """The ledger file's text; None when there is none yet."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def link_target_name(path):
@@ -232,13 +241,12 @@ def main():
         except OSError as e:
             module.fail_json(msg=f"Cannot take the lock {params['lock']}: {e}")
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = None
-    try:
+        text = read_text(path)
         ledger = parse_ledger(text)
-    except LedgerError as e:
+    except (OSError, LedgerError) as e:
+        # A lock this call took is not left behind by its own failure.
+        if params["lock"] and not lock_holder and not module.check_mode:
+            release_lock(params["lock"], params["lock_owner"])
         module.fail_json(msg=f"Cannot read {path}: {e}")
 
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -153,3 +153,16 @@ def test_a_lock_past_its_lease_is_taken_over_with_a_warning(ledger, root):
     assert result["lock_holder"] == ""
     assert (lock / "owner").read_text() == "ci:1:1\n"
     assert any("took over a lock left" in warning and "dead:1:1" in warning for warning in result["warnings"])
+
+
+def test_a_ledger_that_cannot_be_read_fails_and_leaves_no_lock(run_playbook, tmp_path, root):
+    path = root / "releases.json"
+    path.write_text("{not json")
+    ledger_args = {"path": str(path), "lock": str(root / ".deploy.lock"), "lock_owner": "ci:1:1"}
+
+    assert run_playbook(LEDGER, {"ledger_args": ledger_args}).rc == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+
+    assert result["failed"]
+    assert result["msg"].startswith(f"Cannot read {path}: the ledger is not valid JSON")
+    assert not (root / ".deploy.lock").exists()

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import read_owner, take_lock, take_over_lock
+from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import (
+    read_owner,
+    release_lock,
+    take_lock,
+    take_over_lock,
+)
 
 
 class FakeClock:
@@ -87,3 +92,12 @@ def test_take_over_only_from_the_holder_known_to_be_dead(tmp_path):
     # Someone else took it meanwhile: theirs is left alone.
     assert take_over_lock(path, "other:9:9", "dead:1:1") == "laptop:42:7"
     assert read_owner(path) == "laptop:42:7"
+
+
+def test_release_only_by_the_holder(tmp_path):
+    path = lock_path(tmp_path)
+    take_lock(path, "ci:1:1")
+    release_lock(path, "laptop:42:7")
+    assert read_owner(path) == "ci:1:1"
+    release_lock(path, "ci:1:1")
+    assert not os.path.exists(path)
