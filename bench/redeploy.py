@@ -159,22 +159,25 @@ def run(local: dict, app: str) -> list[str]:
     # Rounds alternate between the two, so a machine that speeds up or slows down affects both alike.
     ours_url, manual_url = "http://127.0.0.1:3001/api/health", "http://127.0.0.1:3002/api/health"
     ours_change, manual_change, ours_noop, manual_noop, steps = [], [], [], [], []
-    failures = {"ours": [0, 0], "manual": [0, 0]}
+    ours_loads, manual_loads = [], []
     for ref in refs:
         answer = f"Flora backend {ref} is running"
         with SteadyLoad(ours_url) as load:
             ours_change.append(timed(lambda ref=ref: ours(ref), ours_url, answer))
-        failures["ours"] = [failures["ours"][0] + len(load.failures), failures["ours"][1] + load.sent]
+        ours_loads.append(load)
         steps.append(step_times(outputs[-1]))
         with SteadyLoad(manual_url) as load:
             manual_change.append(timed(lambda ref=ref: manual(ref), manual_url, answer))
-        failures["manual"] = [failures["manual"][0] + len(load.failures), failures["manual"][1] + load.sent]
+        manual_loads.append(load)
     for _round in refs:
         ours_noop.append(timed(lambda: ours(refs[-1]), ours_url, f"Flora backend {refs[-1]} is running"))
         manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
 
     def cell(times: list[float]) -> str:
         return f"{median(times):.1f} s ({', '.join(f'{t:.1f}' for t in times)})"
+
+    def failed(loads: list[SteadyLoad]) -> str:
+        return f"{sum(len(load.failures) for load in loads)} of {sum(load.sent for load in loads)}"
 
     change_steps = {step: median(round_steps[step] for round_steps in steps) for step in STEPS}
     return [
@@ -187,10 +190,7 @@ def run(local: dict, app: str) -> list[str]:
             f"| {median(ours_change) / median(manual_change):.2f}x |"
         ),
         f"| nothing changed | {cell(manual_noop)} | {cell(ours_noop)} | {median(ours_noop) / median(manual_noop):.2f}x |",
-        (
-            f"| failed requests during the changes | {failures['manual'][0]} of {failures['manual'][1]} "
-            f"| {failures['ours'][0]} of {failures['ours'][1]} | |"
-        ),
+        f"| failed requests during the changes | {failed(manual_loads)} | {failed(ours_loads)} | |",
         "",
         "Where redeploy_backend.yml's time went in the one-line change (medians): "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())

@@ -72,8 +72,7 @@ def take_lock(
 
 def take_over_lock(path: str, owner: str, holder: str) -> str:
     """Take the lock from ``holder``, known to be dead; returns whoever holds it if someone else got there first."""
-    if read_owner(path) == holder:
-        _remove(path)
+    release_lock(path, holder)
     if _claim(path, owner):
         return ""
     return read_owner(path) or "unknown"
