@@ -263,7 +263,7 @@ def wait_on_host(check: str, timeout: float = 300) -> None:
         ("v3", "during the build: test -d /home/ubuntu/Flora/releases/.{commit}.partial/node_modules"),
         ("v2", "right after the switch: readlink /home/ubuntu/Flora/current | grep -q {commit}"),
         # Killed while the PM2 daemon replaces the workers: the daemon finishes, the next run checks them.
-        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'node - .*pm2 flora-backend reload'"),
+        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'reload_workers.js .* flora-backend reload'"),
     ],
 )
 def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, ref, moment):
@@ -278,7 +278,7 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
-        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|node - .*pm2 flora-backend'", timeout=120)
+        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|reload_workers.js .* flora-backend'", timeout=120)
     assert load.failures == []
     result = redeploy(host, ref)
     assert result.returncode == 0, result.stdout[-5000:]
