@@ -78,7 +78,9 @@ def take_over_lock(path: str, owner: str, holder: str) -> str:
     return read_owner(path) or "unknown"
 
 
-def release_lock(path: str, owner: str) -> None:
-    """Delete the lock if ``owner`` holds it."""
-    if read_owner(path) == owner:
-        _remove(path)
+def release_lock(path: str, owner: str) -> bool:
+    """Delete the lock if ``owner`` holds it; whether it did."""
+    if read_owner(path) != owner:
+        return False
+    _remove(path)
+    return True

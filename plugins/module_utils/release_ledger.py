@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 STATUSES = ("built", "live", "previous", "failed", "pruned")
@@ -111,3 +112,31 @@ def releases_to_prune(ledger: dict[str, Any], keep: int, present: list[str]) -> 
             continue
         prune.append(commit)
     return prune
+
+
+# Pruned release directories are renamed to this prefix at once, and deleted in the background.
+PRUNED_PREFIX = ".pruned-"
+
+
+def set_aside(releases_dir: str, commit: str) -> str:
+    """Rename the release directory of ``commit`` out of the releases, to be deleted; returns its new path.
+
+    A symbolic link is refused: it is not a release directory, and what it points at is not ours to delete.
+    """
+    path = os.path.join(releases_dir, commit)
+    if os.path.islink(path):
+        raise OSError(f"{path} is a symbolic link, not a release directory")
+    aside = os.path.join(releases_dir, PRUNED_PREFIX + commit)
+    number = 1
+    while os.path.lexists(aside):
+        aside = os.path.join(releases_dir, f"{PRUNED_PREFIX}{commit}.{number}")
+        number += 1
+    os.rename(path, aside)
+    return aside
+
+
+def set_aside_dirs(releases_dir: str) -> list[str]:
+    """Directories set aside by prunes and not deleted yet."""
+    return sorted(
+        os.path.join(releases_dir, name) for name in os.listdir(releases_dir) if name.startswith(PRUNED_PREFIX)
+    )

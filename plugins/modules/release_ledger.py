@@ -14,7 +14,10 @@ description:
   - With O(status=live) the release becomes the current one and the former live release becomes V(previous).
   - With O(prune_keep), release directories in O(releases_dir) beyond the newest O(prune_keep) are deleted,
     never the current release nor the last good one, and are marked V(pruned). The release given in
-    O(commit) is recorded first; a directory that cannot be deleted fails the task after the ledger is written.
+    O(commit) is recorded first; a directory that cannot be set aside fails the task after the ledger is written.
+  - A pruned directory is renamed at once to C(.pruned-<commit>) beside the releases and deleted in the
+    background, so the play does not wait for thousands of files to go. What an earlier prune could not
+    delete is deleted again, with a warning. A symbolic link among the releases is never pruned.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -58,7 +61,7 @@ options:
       - When another run holds it, the module waits up to O(lock_timeout) seconds, then records and prunes nothing
         and returns the holder as RV(lock_holder).
       - A lock older than O(lock_lease) seconds was left by a run that died, and is taken over with a warning.
-      - In check mode the lock is neither taken nor checked. Taking it is not reported as a change, as the play
+      - In check mode the lock is neither taken, nor checked, nor released. Taking it is not reported as a change, as the play
         that takes it releases it.
     type: path
     version_added: 0.1.0
@@ -81,6 +84,14 @@ options:
       - Take O(lock) from this holder, known to have died (for example an C(ansible-playbook) killed on this
         controller). The lock is left alone when someone else holds it by then.
     type: str
+    version_added: 0.1.0
+  lock_release:
+    description:
+      - Release O(lock), held by O(lock_owner), once the ledger is written, instead of taking it; so the last step
+        of a deploy records its release and ends the lock in one round trip. A lock someone else holds is left
+        alone.
+    type: bool
+    default: false
     version_added: 0.1.0
 extends_documentation_fragment:
   - flora.deploy.attributes
@@ -148,12 +159,17 @@ linked:
   version_added: 0.1.0
 lock_holder:
   description: Who holds O(lock) when this call did not get it; empty when it did.
-  returned: when O(lock) is given
+  returned: when O(lock) is given without O(lock_release)
   type: str
   sample: laptop:48213:1093385512
   version_added: 0.1.0
+lock_released:
+  description: Whether this call released O(lock) (O(lock_release)).
+  returned: when O(lock_release) is true
+  type: bool
+  version_added: 0.1.0
 pruned:
-  description: Release directories deleted.
+  description: Release directories pruned (set aside and being deleted in the background).
   returned: always
   type: list
   elements: str
@@ -162,7 +178,7 @@ pruned:
 import datetime
 import os
 import pwd
-import shutil
+import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -176,6 +192,8 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import
     record_release,
     releases_to_prune,
     render_ledger,
+    set_aside,
+    set_aside_dirs,
 )
 
 
@@ -203,6 +221,27 @@ def link_target_name(path):
         return ""
 
 
+def delete_in_background(module, releases_dir, set_aside_now):
+    """Delete the directories set aside, this call's and any an earlier one left, after this module returns.
+
+    A release directory holds thousands of files: deleting them would keep the play waiting.
+    """
+    aside = set_aside_dirs(releases_dir)
+    if not aside:
+        return
+    earlier = [path for path in aside if path not in set_aside_now]
+    if earlier:
+        module.warn(f"Deleting again what an earlier prune could not delete: {', '.join(earlier)}")
+    # A session of its own: it outlives this module, and sudo's pty hangs up the module's process group.
+    subprocess.Popen(
+        ["rm", "-rf", "--", *aside],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -220,15 +259,18 @@ def main():
             lock_timeout=dict(type="int", default=0),
             lock_lease=dict(type="int", default=1800),
             lock_takeover_from=dict(type="str"),
+            lock_release=dict(type="bool", default=False),
         ),
         required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
         required_by={"lock": "lock_owner", "lock_takeover_from": "lock"},
+        required_if=[["lock_release", True, ["lock"]]],
+        mutually_exclusive=[["lock_release", "lock_takeover_from"]],
         supports_check_mode=True,
     )
     params = module.params
     path = params["path"]
     lock_holder = ""
-    if params["lock"] and not module.check_mode:
+    if params["lock"] and not params["lock_release"] and not module.check_mode:
         try:
             if params["lock_takeover_from"]:
                 lock_holder = take_over_lock(params["lock"], params["lock_owner"], params["lock_takeover_from"])
@@ -244,7 +286,7 @@ def main():
         text = read_text(path)
         ledger = parse_ledger(text)
     except (OSError, LedgerError) as e:
-        # A lock this call took is not left behind by its own failure.
+        # A lock this call took (or was to release) is not left behind by its failure.
         if params["lock"] and not lock_holder and not module.check_mode:
             release_lock(params["lock"], params["lock_owner"])
         module.fail_json(msg=f"Cannot read {path}: {e}")
@@ -255,22 +297,24 @@ def main():
     if params["commit"] and writes:
         ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
 
-    pruned, prune_errors = [], []
+    pruned, prune_errors, set_aside_now = [], [], []
     if params["prune_keep"] is not None:
         if params["prune_keep"] < 1:
             module.fail_json(msg="prune_keep must be at least 1")
-        # A directory that cannot be deleted fails the task, after the ledger records the rest.
+        # A directory that cannot be set aside fails the task, after the ledger records the rest.
         present = release_directories(params["releases_dir"]) if writes else []
         for commit in releases_to_prune(ledger, params["prune_keep"], present):
             if not module.check_mode:
                 try:
-                    shutil.rmtree(os.path.join(params["releases_dir"], commit))
+                    set_aside_now.append(set_aside(params["releases_dir"], commit))
                 except OSError as e:
                     prune_errors.append(f"{commit}: {e}")
                     continue
             pruned.append(commit)
             if any(release["commit"] == commit for release in ledger["releases"]):
                 ledger = record_release(ledger, commit, "pruned", now)
+        if writes and not module.check_mode:
+            delete_in_background(module, params["releases_dir"], set_aside_now)
 
     content = render_ledger(ledger)
     # Reading alone never writes, not even an empty ledger.
@@ -288,7 +332,9 @@ def main():
     )
     if params["current_link"]:
         result["linked"] = link_target_name(params["current_link"])
-    if params["lock"]:
+    if params["lock_release"]:
+        result["lock_released"] = not module.check_mode and release_lock(params["lock"], params["lock_owner"])
+    elif params["lock"]:
         result["lock_holder"] = lock_holder
     if prune_errors:
         module.fail_json(msg="Cannot delete old release directories: " + "; ".join(prune_errors), **result)

@@ -69,6 +69,14 @@ def test_records_releases_in_order_and_check_mode_writes_nothing(ledger, root):
     assert not ledger(path=str(path))["changed"]
 
 
+def release_entries_once_deleted(releases: Path) -> list[str]:
+    """The entries of the releases directory once the background deletion of pruned ones is over."""
+    deadline = time.monotonic() + 30
+    while any(p.name.startswith(".pruned-") for p in releases.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sorted(p.name for p in releases.iterdir())
+
+
 def test_prunes_but_keeps_the_current_and_last_good_release(ledger, root):
     path = str(root / "releases.json")
     ledger(path=path, commit=OLD, status="live")
@@ -76,11 +84,15 @@ def test_prunes_but_keeps_the_current_and_last_good_release(ledger, root):
     extra = "c" * 40
     (root / "releases" / extra).mkdir()
     ledger(path=path, commit=extra, status="failed", reason="build failed")
+    leftover = root / "releases" / (".pruned-" + "e" * 40)
+    (leftover / "dist").mkdir(parents=True)
 
     result = ledger(path=path, releases_dir=str(root / "releases"), prune_keep=1)
 
     assert result["pruned"] == [extra]
-    assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW]
+    assert f"Deleting again what an earlier prune could not delete: {leftover}" in result["warnings"]
+    assert not (root / "releases" / extra).exists()
+    assert release_entries_once_deleted(root / "releases") == [OLD, NEW]
 
 
 def test_records_the_live_release_even_when_a_prune_fails(run_playbook, tmp_path, root):
@@ -111,7 +123,8 @@ def test_records_the_live_release_even_when_a_prune_fails(run_playbook, tmp_path
     assert result["pruned"] == [stale]
     statuses = {release["commit"]: release["status"] for release in json.loads(path.read_text())["releases"]}
     assert statuses == {OLD: "previous", NEW: "live", stale: "pruned", undeletable: "failed"}
-    assert sorted(p.name for p in (root / "releases").iterdir()) == [OLD, NEW, undeletable]
+    assert release_entries_once_deleted(root / "releases") == [OLD, NEW, undeletable]
+    assert (tmp_path / "elsewhere").is_dir()
 
 
 def test_takes_the_lock_and_reads_in_one_call_and_writes_nothing_without_it(ledger, root):
@@ -140,6 +153,27 @@ def test_takes_the_lock_and_reads_in_one_call_and_writes_nothing_without_it(ledg
     assert (root / ".deploy.lock" / "owner").read_text() == "laptop:2:2\n"
     refused = ledger(path=path, lock=lock, lock_owner="other:3:3", lock_takeover_from="ci:1:1")
     assert refused["lock_holder"] == "laptop:2:2"
+
+
+def test_records_and_releases_the_lock_in_one_call(ledger, root):
+    path, lock = str(root / "releases.json"), str(root / ".deploy.lock")
+    assert ledger(path=path, lock=lock, lock_owner="ci:1:1")["lock_holder"] == ""
+
+    # Not its lock: recorded, and the lock stays.
+    other = ledger(path=path, commit=OLD, status="live", lock=lock, lock_owner="laptop:2:2", lock_release=True)
+    assert other["lock_released"] is False
+    assert (root / ".deploy.lock" / "owner").read_text() == "ci:1:1\n"
+
+    checked = ledger("--check", path=path, commit=NEW, status="live", lock=lock, lock_owner="ci:1:1", lock_release=True)
+    assert checked["lock_released"] is False
+    assert (root / ".deploy.lock").exists()
+
+    done = ledger(path=path, commit=NEW, status="live", lock=lock, lock_owner="ci:1:1", lock_release=True)
+    assert done["lock_released"] is True
+    assert done["changed"]
+    assert "lock_holder" not in done
+    assert not (root / ".deploy.lock").exists()
+    assert json.loads((root / "releases.json").read_text())["current"] == NEW
 
 
 def test_a_lock_past_its_lease_is_taken_over_with_a_warning(ledger, root):

@@ -97,7 +97,8 @@ def test_take_over_only_from_the_holder_known_to_be_dead(tmp_path):
 def test_release_only_by_the_holder(tmp_path):
     path = lock_path(tmp_path)
     take_lock(path, "ci:1:1")
-    release_lock(path, "laptop:42:7")
+    assert release_lock(path, "laptop:42:7") is False
     assert read_owner(path) == "ci:1:1"
-    release_lock(path, "ci:1:1")
+    assert release_lock(path, "ci:1:1") is True
     assert not os.path.exists(path)
+    assert release_lock(path, "ci:1:1") is False

@@ -10,7 +10,11 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import
     record_release,
     releases_to_prune,
     render_ledger,
+    set_aside,
+    set_aside_dirs,
 )
+
+OLD = "a" * 40
 
 
 def deploy(ledger, *commits_and_statuses):
@@ -63,3 +67,25 @@ def test_round_trip_and_bad_files():
         parse_ledger("{not json")
     with pytest.raises(LedgerError):
         parse_ledger("[]")
+
+
+def test_set_aside_renames_a_release_out_of_the_releases(tmp_path):
+    (tmp_path / OLD / "dist").mkdir(parents=True)
+    (tmp_path / f".pruned-{OLD}").mkdir()  # left by an earlier prune
+
+    aside = set_aside(str(tmp_path), OLD)
+
+    assert aside == str(tmp_path / f".pruned-{OLD}.1")
+    assert (tmp_path / f".pruned-{OLD}.1" / "dist").is_dir()
+    assert not (tmp_path / OLD).exists()
+    assert set_aside_dirs(str(tmp_path)) == [str(tmp_path / f".pruned-{OLD}"), aside]
+
+
+def test_set_aside_refuses_a_symbolic_link(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / OLD).symlink_to(tmp_path / "elsewhere")
+
+    with pytest.raises(OSError, match="is a symbolic link, not a release directory"):
+        set_aside(str(tmp_path), OLD)
+    assert (tmp_path / OLD).is_symlink()
+    assert set_aside_dirs(str(tmp_path)) == []
