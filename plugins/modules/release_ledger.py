@@ -178,7 +178,7 @@ pruned:
 import datetime
 import os
 import pwd
-import subprocess
+import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -232,14 +232,12 @@ def delete_in_background(module, releases_dir, set_aside_now):
     earlier = [path for path in aside if path not in set_aside_now]
     if earlier:
         module.warn(f"Deleting again what an earlier prune could not delete: {', '.join(earlier)}")
-    # A session of its own: it outlives this module, and sudo's pty hangs up the module's process group.
-    subprocess.Popen(
-        ["rm", "-rf", "--", *aside],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # In the background, away from the module's output and in a session of its own: it outlives this module, and
+    # sudo's pty hangs up the module's process group.
+    command = "rm -rf -- " + " ".join(shlex.quote(path) for path in aside)
+    rc, dummy, err = module.run_command(f"setsid {command} </dev/null >/dev/null 2>&1 &", use_unsafe_shell=True)
+    if rc != 0:
+        module.warn(f"Cannot start deleting {', '.join(aside)} in the background: {err.strip()}")
 
 
 def main():
