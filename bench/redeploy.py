@@ -196,8 +196,8 @@ def run(local: dict, app: str) -> list[str]:
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
         + f", everything else {median(ours_change) - sum(change_steps.values()):.1f} s (ansible-playbook start-up, "
         "the lock, fetch, env file, export, ledger, checks). The PM2 reload replaces all workers at once, each old "
-        "one only once its replacement is ready, so it takes about the app's start-up plus its shutdown grace; "
-        "`pm2 restart` stops them all, then starts them.",
+        "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
+        "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",
     ]
 
 
