@@ -235,7 +235,7 @@ def delete_in_background(module, releases_dir, set_aside_now):
     # In the background, away from the module's output and in a session of its own: it outlives this module, and
     # sudo's pty hangs up the module's process group.
     command = "rm -rf -- " + " ".join(shlex.quote(path) for path in aside)
-    rc, dummy, err = module.run_command(f"setsid {command} </dev/null >/dev/null 2>&1 &", use_unsafe_shell=True)
+    rc, _out, err = module.run_command(f"setsid {command} </dev/null >/dev/null 2>&1 &", use_unsafe_shell=True)
     if rc != 0:
         module.warn(f"Cannot start deleting {', '.join(aside)} in the background: {err.strip()}")
 
