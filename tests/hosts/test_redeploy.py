@@ -71,6 +71,20 @@ def pm2_reload_events(since: int) -> list[str]:
     return events
 
 
+PM2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
+
+
+def unlisted_workers() -> set[str]:
+    """App processes PM2 does not list, once the old workers of the last reload had time to stop."""
+    deadline = time.monotonic() + 30
+    while True:
+        running = set(host_exec("sh", "-c", "pgrep -u ubuntu -f 'apps/backend/dist/index.js' || true").split())
+        listed = {str(p["pid"]) for p in json.loads(host_exec("su", "-", "ubuntu", "-c", f"{PM2} jlist"))}
+        if running <= listed or time.monotonic() > deadline:
+            return running - listed
+        time.sleep(0.5)
+
+
 def redeploy(services, ref: str, *extra: str) -> subprocess.CompletedProcess:
     return playbook(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
 
@@ -134,6 +148,7 @@ def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     assert live_commit() == commits["v2"]
     assert ledger()["current"] == commits["v2"]
     assert ledger_status(commits["main"]) == "previous"
+    assert unlisted_workers() == set()
     # The export read the installed pnpm's version: it matches the app's, so npm does not run.
     assert "skipping" in task_output(result.stdout, "flora.deploy.pnpm : Install pnpm")
 
@@ -203,6 +218,8 @@ def test_unhealthy_release_is_rolled_back_automatically(host):
     assert ledger()["current"] == commits["v2"]
     # The broken release answered 500 while it was live: those are the only failures.
     assert all("500" in failure for failure in load.failures)
+    # The rollback's reload waited for the old workers of the reload before it: PM2 still knows every worker.
+    assert unlisted_workers() == set()
 
 
 def test_rollback_playbook_returns_to_the_last_good_release(host):
@@ -286,6 +303,7 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
     assert ledger()["current"] == commit
     assert health_message() == f"Flora backend {ref} is running"
     assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")
+    assert unlisted_workers() == set()
 
 
 def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(host):
@@ -307,9 +325,8 @@ def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(h
 
 def test_redeploy_starts_an_app_that_pm2_has_stopped(host):
     commits = host["commits"]
-    pm2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
-    host_exec("su", "-", "ubuntu", "-c", f"{pm2} stop flora-backend")
-    assert '"status":"online"' not in host_exec("su", "-", "ubuntu", "-c", f"{pm2} jlist")
+    host_exec("su", "-", "ubuntu", "-c", f"{PM2} stop flora-backend")
+    assert '"status":"online"' not in host_exec("su", "-", "ubuntu", "-c", f"{PM2} jlist")
 
     # No online workers to replace: the app is started from its ecosystem file instead.
     result = redeploy(host, "v3")

@@ -10,10 +10,11 @@
 // listen_timeout instead. A batch above 0 replaces that many workers at a time, for hosts short of memory.
 //
 // Mode reload is done once every replacement is ready: it writes "reloaded" and the workers' directories to
-// file descriptor 3 and closes it (or "failed <exit code>" when it fails), then stays connected until PM2 has stopped the old workers, which finish
-// their requests meanwhile. Whoever starts it reads descriptor 3 up to its end and need not wait any longer;
-// a lock it hands down (reload.yml's flock) is held until the old workers are gone. A reload that started
-// before PM2 is done with the old workers of the previous one makes PM2 lose track of workers.
+// file descriptor 3 and closes it ("failed <exit code>" when it fails). It then stays connected until PM2 has
+// stopped the old workers, which finish their requests meanwhile. Whoever starts it reads descriptor 3 to its
+// end and need not wait any longer; a lock it hands down (reload.yml's flock) is held until the old workers are
+// gone, because a reload that starts before PM2 is done with the old workers of the previous one makes PM2
+// lose track of workers.
 // Exit 3: the app does not run as online cluster workers, or no PM2 daemon runs (this script never starts
 // one: it would inherit the descriptors); start or reload it from its ecosystem file instead.
 "use strict";
