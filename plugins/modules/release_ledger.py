@@ -61,8 +61,8 @@ options:
       - When another run holds it, the module waits up to O(lock_timeout) seconds, then records and prunes nothing
         and returns the holder as RV(lock_holder).
       - A lock older than O(lock_lease) seconds was left by a run that died, and is taken over with a warning.
-      - In check mode the lock is neither taken, nor checked, nor released. Taking it is not reported as a change, as the play
-        that takes it releases it.
+      - In check mode the lock is neither taken, nor checked, nor released. Taking it is not reported as a
+        change, as the play that takes it releases it.
     type: path
     version_added: 0.1.0
   lock_owner:
