@@ -85,6 +85,14 @@ options:
         controller). The lock is left alone when someone else holds it by then.
     type: str
     version_added: 0.1.0
+  env_checksum:
+    description:
+      - The SHA-256 of the env file the app was just reloaded with (RV(flora.deploy.ssm_env#module:checksum)),
+        recorded as the ledger's C(env_checksum). A later redeploy compares it with the env file it renders, so
+        an env file that changed without a reload (a run that died in between) still gets one.
+      - Written like O(commit), not while another run holds O(lock).
+    type: str
+    version_added: 0.1.0
   lock_release:
     description:
       - Release O(lock), held by O(lock_owner), once the ledger is written, instead of taking it; so the last step
@@ -168,6 +176,11 @@ lock_released:
   returned: when O(lock_release) is true
   type: bool
   version_added: 0.1.0
+env_checksum:
+  description: The SHA-256 of the env file the running app was last reloaded with, as recorded; null when never recorded.
+  returned: always
+  type: str
+  version_added: 0.1.0
 pruned:
   description: Release directories pruned (set aside and being deleted in the background).
   returned: always
@@ -182,13 +195,16 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock, take_lock, take_over_lock
+from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import write_atomically
+from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import (
+    link_target_name,
+    read_ledger_for_module,
+    take_lock_for_module,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
     STATUSES,
-    LedgerError,
     last_good,
-    parse_ledger,
     record_release,
     releases_to_prune,
     render_ledger,
@@ -202,23 +218,6 @@ def release_directories(path):
     return sorted(
         name for name in os.listdir(path) if not name.startswith(".") and os.path.isdir(os.path.join(path, name))
     )
-
-
-def read_text(path):
-    """The ledger file's text; None when there is none yet."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def link_target_name(path):
-    """Name of the directory a symbolic link points at; empty when path is not a link."""
-    try:
-        return os.path.basename(os.readlink(path).rstrip("/"))
-    except OSError:
-        return ""
 
 
 def delete_in_background(module, releases_dir, set_aside_now):
@@ -258,6 +257,7 @@ def main():
             lock_lease=dict(type="int", default=1800),
             lock_takeover_from=dict(type="str"),
             lock_release=dict(type="bool", default=False),
+            env_checksum=dict(type="str"),
         ),
         required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
         required_by={"lock": "lock_owner", "lock_takeover_from": "lock"},
@@ -269,31 +269,18 @@ def main():
     path = params["path"]
     lock_holder = ""
     if params["lock"] and not params["lock_release"] and not module.check_mode:
-        try:
-            if params["lock_takeover_from"]:
-                lock_holder = take_over_lock(params["lock"], params["lock_owner"], params["lock_takeover_from"])
-            else:
-                lock_holder, notes = take_lock(
-                    params["lock"], params["lock_owner"], params["lock_timeout"], params["lock_lease"]
-                )
-                for note in notes:
-                    module.warn(f"{params['lock']}: {note}")
-        except OSError as e:
-            module.fail_json(msg=f"Cannot take the lock {params['lock']}: {e}")
-    try:
-        text = read_text(path)
-        ledger = parse_ledger(text)
-    except (OSError, LedgerError) as e:
-        # A lock this call took (or was to release) is not left behind by its failure.
-        if params["lock"] and not lock_holder and not module.check_mode:
-            release_lock(params["lock"], params["lock_owner"])
-        module.fail_json(msg=f"Cannot read {path}: {e}")
+        lock_holder = take_lock_for_module(module)
+    # A lock this call took (or was to release) is not left behind by its failure.
+    holds_lock = params["lock"] and not lock_holder and not module.check_mode
+    text, ledger = read_ledger_for_module(module, path, params["lock"] if holds_lock else None, params["lock_owner"])
 
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     # Without the lock, another run owns the ledger and the releases: read only.
     writes = not lock_holder
     if params["commit"] and writes:
         ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
+    if params["env_checksum"] and writes:
+        ledger["env_checksum"] = params["env_checksum"]
 
     pruned, prune_errors, set_aside_now = [], [], []
     if params["prune_keep"] is not None:
@@ -316,7 +303,7 @@ def main():
 
     content = render_ledger(ledger)
     # Reading alone never writes, not even an empty ledger.
-    changed = bool((params["commit"] and writes) or pruned) and content != text
+    changed = bool(((params["commit"] or params["env_checksum"]) and writes) or pruned) and content != text
     if changed and not module.check_mode:
         uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else -1
         gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1
@@ -326,6 +313,7 @@ def main():
         current=ledger.get("current"),
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],
+        env_checksum=ledger.get("env_checksum"),
         pruned=pruned,
     )
     if params["current_link"]:

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -149,8 +150,9 @@ def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     assert ledger()["current"] == commits["v2"]
     assert ledger_status(commits["main"]) == "previous"
     assert unlisted_workers() == set()
-    # The export read the installed pnpm's version: it matches the app's, so npm does not run.
-    assert "skipping" in task_output(result.stdout, "flora.deploy.pnpm : Install pnpm")
+    # The export read the installed pnpm's version: it matches the app's, so the pnpm role does not run.
+    assert "skipping" in task_output(result.stdout, "Keep pnpm matching the app's packageManager")
+    assert "flora.deploy.pnpm :" not in result.stdout
 
 
 def test_redeploy_of_the_live_commit_is_a_no_op(host):
@@ -181,6 +183,25 @@ def test_secret_change_alone_reloads_without_a_build(host):
     assert "STRIPE_SECRET_KEY='sk_test_rotated_91'" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
 
 
+def test_env_file_changed_by_a_run_that_died_before_the_reload_is_reloaded_next_run(host):
+    ssm = localaws.boto3_client("ssm", host["endpoint"])
+    ssm.put_parameter(Name="/flora/prod/gemini_api_key", Value="AIza_rotated_52", Type="SecureString", Overwrite=True)
+    # What a run killed between rendering the env file and reloading the app leaves: the new file, the old workers.
+    rendered = playbook(host, str(Path(__file__).parent / "playbooks" / "render_env.yml"))
+    assert rendered.returncode == 0, rendered.stdout[-5000:]
+    assert "GEMINI_API_KEY='AIza_rotated_52'" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
+    pids_before = host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
+
+    result = redeploy(host, "v2")
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests]" in result.stdout
+    assert "Install dependencies" not in result.stdout
+    assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
+    again = redeploy(host, "v2")
+    assert again.returncode == 0, again.stdout[-5000:]
+    assert recap_changed(again.stdout) == 0
+
+
 def test_broken_build_fails_and_the_old_release_keeps_serving(host):
     commits = host["commits"]
     with SteadyLoad(HEALTH) as load:
@@ -191,7 +212,8 @@ def test_broken_build_fails_and_the_old_release_keeps_serving(host):
     assert load.failures == []
     assert live_commit() == commits["v2"]
     assert health_message() == "Flora backend v2 is running"
-    assert ledger_status(commits["broken-build"]) == "failed"
+    statuses = {r["commit"]: r["status"] for r in ledger()["releases"]}
+    assert statuses.get(commits["broken-build"]) == "failed", (statuses, result.stdout[-4000:])
 
 
 def test_failed_migration_stops_before_the_switch(host):
@@ -259,9 +281,9 @@ def test_a_second_concurrent_redeploy_fails_fast_on_the_lock(host):
         second = redeploy(host, "main")
     finally:
         first_out, _stderr = first.communicate(timeout=900)
-    assert second.returncode != 0
-    assert "Another redeploy of this host is running" in second.stdout
     assert first.returncode == 0, first_out[-4000:]
+    assert second.returncode != 0
+    assert "Another redeploy of this host is running" in second.stdout, second.stdout[-4000:]
     assert live_commit() == host["commits"]["main"]
 
 

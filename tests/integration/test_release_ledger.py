@@ -69,6 +69,23 @@ def test_records_releases_in_order_and_check_mode_writes_nothing(ledger, root):
     assert not ledger(path=str(path))["changed"]
 
 
+def test_records_the_env_file_the_app_was_reloaded_with(ledger, root):
+    path = root / "releases.json"
+    assert ledger(path=str(path))["env_checksum"] is None
+    ledger("--check", path=str(path), env_checksum="1" * 64)
+    assert not path.exists()
+
+    recorded = ledger(path=str(path), commit=OLD, status="live", env_checksum="1" * 64)
+    assert recorded["env_checksum"] == "1" * 64
+    # Alone, after a reload for new secrets: recorded, and again is no change.
+    alone = ledger(path=str(path), env_checksum="2" * 64)
+    assert alone["changed"] and alone["current"] == OLD
+    assert json.loads(path.read_text())["env_checksum"] == "2" * 64
+    assert not ledger(path=str(path), env_checksum="2" * 64)["changed"]
+    # A rollback that renders no env file keeps it.
+    assert ledger(path=str(path), commit=NEW, status="live")["env_checksum"] == "2" * 64
+
+
 def release_entries_once_deleted(releases: Path) -> list[str]:
     """The entries of the releases directory once the background deletion of pruned ones is over."""
     deadline = time.monotonic() + 30

@@ -1,0 +1,319 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: redeploy_preflight
+short_description: Start a backend redeploy in one round trip - lock, ledger, target commit and env file
+version_added: 0.1.0
+description:
+  - Everything a redeploy must know before it builds, done on the host in one call. Each step is also a module
+    or task of its own; together they save a round trip per step, which is most of a redeploy that has nothing
+    to do.
+  - Takes the deploy lock O(lock) for O(lock_owner), as M(flora.deploy.release_ledger) does; when another run
+    holds it, stops there and returns the holder as RV(lock_holder).
+  - Reads the release ledger O(ledger) and the directory O(current_link) points at. When O(current_link) is not
+    a link (a host that was never deployed), stops there and returns an empty RV(linked).
+  - With O(ref), fetches every branch and tag into the bare clone O(repo) (cloning O(repo_url) first when there is
+    none), as O(git_user), and resolves O(ref) to a commit. An unknown ref fails the task.
+  - With O(env), renders the env file from Parameter Store with the options of M(flora.deploy.ssm_env).
+  - With neither, it takes the lock and reads, for a rollback.
+  - With O(release_lock_if_unchanged), releases the lock again when there is nothing to deploy (RV(unchanged)),
+    that is when the commit is live, the ledger agrees, the env file did not change, and the app was reloaded
+    with it (RV(env_live)).
+  - Any failure after the lock is taken releases it before the task fails. Nothing live changes here, as the cache
+    is not what the app runs and the env file is read by the app only when it is reloaded.
+author:
+  - Flora platform team (@flora-marketplace)
+options:
+  ledger:
+    description: The release ledger file (see M(flora.deploy.release_ledger)).
+    type: path
+    required: true
+  current_link:
+    description: The link that points at the live release directory (for example C(/home/ubuntu/Flora/current)).
+    type: path
+    required: true
+  lock:
+    description:
+      - The deploy lock, a directory created atomically; see O(flora.deploy.release_ledger#module:lock).
+      - In check mode the lock is neither taken nor checked.
+    type: path
+    required: true
+  lock_owner:
+    description: Who takes the lock, written to its C(owner) file.
+    type: str
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another holder of O(lock).
+    type: int
+    default: 0
+  lock_lease:
+    description: Seconds after which a lock is considered left by a run that died, and is taken over with a warning.
+    type: int
+    default: 1800
+  lock_takeover_from:
+    description: Take O(lock) from this holder, known to have died. The lock is left alone when someone else holds it by then.
+    type: str
+  release_lock_if_unchanged:
+    description:
+      - Release the lock when RV(unchanged) is true, so a redeploy with nothing to do needs no other call.
+      - Requires O(ref) and O(env).
+    type: bool
+    default: false
+  repo:
+    description: The bare clone of the app's repository on the host. Required with O(ref).
+    type: path
+  repo_url:
+    description: Where the repository is cloned and fetched from. Required with O(ref).
+    type: str
+  ref:
+    description: The branch, tag or commit to resolve.
+    type: str
+  git_user:
+    description:
+      - Run git as this user, the owner of O(repo), with C(runuser) when the module runs as root.
+      - Defaults to the user running the module.
+    type: str
+  env:
+    description:
+      - The env file to render, with the options of M(flora.deploy.ssm_env) (O(flora.deploy.ssm_env#module:dest),
+        O(flora.deploy.ssm_env#module:paths), O(flora.deploy.ssm_env#module:literals) and the others, under the
+        same names and with the same defaults). Region and credentials are this module's.
+    type: dict
+notes:
+  - Git runs with C(GIT_TERMINAL_PROMPT=0), so a repository that asks for credentials fails instead of waiting.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - flora.deploy.attributes
+attributes:
+  check_mode:
+    support: full
+    details: The repository cache is fetched in check mode too (the app never reads it); the lock is not taken.
+  diff_mode:
+    support: full
+    details: The env file's keys added, removed and changed, with their values masked.
+  idempotent:
+    support: full
+seealso:
+  - module: flora.deploy.release_ledger
+  - module: flora.deploy.ssm_env
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock, resolve the target commit and render the env file
+  flora.deploy.redeploy_preflight:
+    ledger: /home/ubuntu/Flora/releases.json
+    current_link: /home/ubuntu/Flora/current
+    lock: /home/ubuntu/Flora/.deploy.lock
+    lock_owner: "{{ inventory_hostname }}:{{ 2147483647 | random }}"
+    release_lock_if_unchanged: true
+    repo: /home/ubuntu/Flora/repo.git
+    repo_url: https://github.com/flora-marketplace/Flora.git
+    ref: main
+    git_user: ubuntu
+    region: ap-southeast-2
+    env:
+      dest: /home/ubuntu/Flora/shared/backend.env
+      owner: ubuntu
+      group: ubuntu
+      paths:
+        - /flora/prod
+      required:
+        - STRIPE_SECRET_KEY
+  register: preflight
+"""
+
+RETURN = r"""
+lock_holder:
+  description: Who holds the lock when another run does (nothing else was done); empty when this call took it.
+  returned: always
+  type: str
+current:
+  description: The commit the ledger records as live.
+  returned: always
+  type: str
+last_good:
+  description: The newest release that served successfully other than the current one.
+  returned: always
+  type: str
+releases:
+  description: The ledger's releases (commit, ref, status, times).
+  returned: always
+  type: list
+  elements: dict
+linked:
+  description: Name of the release directory O(current_link) points at; empty when it is not a link.
+  returned: always
+  type: str
+commit:
+  description: The commit O(ref) resolves to.
+  returned: when O(ref) is given, the lock was taken (or in check mode) and RV(linked) is not empty
+  type: str
+  sample: 3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d
+cloned:
+  description: Whether O(repo) was cloned by this call.
+  returned: when RV(commit) is
+  type: bool
+env:
+  description:
+    - What M(flora.deploy.ssm_env) returns for the env file (V(changed), V(keys), V(keys_added), V(keys_removed),
+      V(keys_changed), V(checksum) and the counts). Never the values.
+  returned: when O(env) is given, the lock was taken (or in check mode) and RV(linked) is not empty
+  type: dict
+env_live:
+  description:
+    - Whether the running app was last reloaded with this env file, as the ledger's C(env_checksum) records
+      (O(flora.deploy.release_ledger#module:env_checksum)). True when the ledger records none.
+    - False after a run that rendered a changed env file and died before reloading the app, even though the file
+      is not changed again.
+  returned: when RV(env) is
+  type: bool
+unchanged:
+  description:
+    - The commit is live (the link and the ledger agree), the env file did not change, and RV(env_live) is true.
+    - Always false without O(ref) and O(env).
+  returned: always
+  type: bool
+lock_released:
+  description: Whether this call released the lock again (O(release_lock_if_unchanged), or a failure).
+  returned: always
+  type: bool
+"""
+
+import os
+import pwd
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock
+from ansible_collections.flora.deploy.plugins.module_utils.git_cache import GitCacheError, fetch_and_resolve
+from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import (
+    link_target_name,
+    read_ledger_for_module,
+    take_lock_for_module,
+)
+from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import last_good
+from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
+    ENV_FILE_ARGUMENT_SPEC,
+    ENV_FILE_REQUIRED_ONE_OF,
+    render_env_from_ssm,
+)
+
+
+def env_options(module):
+    """O(env) checked against ssm_env's options, its secret values masked from here on."""
+    validator = ArgumentSpecValidator(ENV_FILE_ARGUMENT_SPEC, required_one_of=ENV_FILE_REQUIRED_ONE_OF)
+    validated = validator.validate(module.params["env"])
+    module.no_log_values.update(validated._no_log_values)
+    if validated.error_messages:
+        module.fail_json(msg="env: " + "; ".join(validated.error_messages))
+    return validated.validated_parameters
+
+
+def git_runner(module, user):
+    """run(argv) for git as ``user``."""
+    prefix = []
+    if user:
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            module.fail_json(msg=f"git_user {user!r} does not exist on this host")
+        if uid != os.geteuid():
+            if os.geteuid() != 0:
+                module.fail_json(msg=f"git_user {user!r} needs the module to run as root (become)")
+            prefix = ["runuser", "-u", user, "--"]
+    return lambda argv: module.run_command(prefix + list(argv), environ_update={"GIT_TERMINAL_PROMPT": "0"})
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=dict(
+            ledger=dict(type="path", required=True),
+            current_link=dict(type="path", required=True),
+            lock=dict(type="path", required=True),
+            lock_owner=dict(type="str", required=True),
+            lock_timeout=dict(type="int", default=0),
+            lock_lease=dict(type="int", default=1800),
+            lock_takeover_from=dict(type="str"),
+            release_lock_if_unchanged=dict(type="bool", default=False),
+            repo=dict(type="path"),
+            repo_url=dict(type="str"),
+            ref=dict(type="str"),
+            git_user=dict(type="str"),
+            env=dict(type="dict"),
+        ),
+        required_by={"ref": ["repo", "repo_url"]},
+        required_if=[["release_lock_if_unchanged", True, ["ref", "env"]]],
+        supports_check_mode=True,
+    )
+    params = module.params
+    env = env_options(module) if params["env"] is not None else None
+    run_git = git_runner(module, params["git_user"])
+
+    lock_holder = ""
+    if not module.check_mode:
+        lock_holder = take_lock_for_module(module)
+    holds_lock = not module.check_mode and not lock_holder
+    _text, ledger = read_ledger_for_module(
+        module, params["ledger"], params["lock"] if holds_lock else None, params["lock_owner"]
+    )
+    recorded_env = ledger.get("env_checksum")
+    result = dict(
+        changed=False,
+        lock_holder=lock_holder,
+        current=ledger.get("current"),
+        last_good=last_good(ledger, exclude=ledger.get("current")),
+        releases=ledger["releases"],
+        linked=link_target_name(params["current_link"]),
+        unchanged=False,
+        lock_released=False,
+    )
+    if lock_holder or not result["linked"]:
+        module.exit_json(**result)
+
+    if holds_lock:
+        # From here on a failure does not leave the lock behind: the play that took it stops at this task.
+        fail_json = module.fail_json
+
+        def release_then_fail(**kwargs):
+            release_lock(params["lock"], params["lock_owner"])
+            fail_json(lock_released=True, **kwargs)
+
+        module.fail_json = release_then_fail
+
+    if params["ref"] is not None:
+        try:
+            commit, cloned = fetch_and_resolve(run_git, params["repo"], params["repo_url"], params["ref"])
+        except GitCacheError as e:
+            module.fail_json(msg=str(e))
+        if commit is None:
+            module.fail_json(
+                msg=f"Unknown git ref '{params['ref']}' in {params['repo_url']}: no branch, tag or commit has that name"
+            )
+        result.update(changed=cloned, commit=commit, cloned=cloned)
+    if env is not None:
+        rendered = render_env_from_ssm(module, env)
+        diff = rendered.pop("diff", None)
+        if diff is not None:
+            result["diff"] = diff
+        env_live = recorded_env in (None, rendered["checksum"])
+        result.update(changed=result["changed"] or rendered["changed"], env=rendered, env_live=env_live)
+        result["unchanged"] = (
+            params["ref"] is not None
+            and result["linked"] == result["commit"] == result["current"]
+            and not rendered["changed"]
+            and env_live
+        )
+    if result["unchanged"] and params["release_lock_if_unchanged"] and holds_lock:
+        result["lock_released"] = release_lock(params["lock"], params["lock_owner"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

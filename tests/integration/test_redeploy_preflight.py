@@ -1,0 +1,192 @@
+"""flora.deploy.redeploy_preflight through ansible-playbook: a real git repository, the moto server for Parameter
+Store, the ledger and the lock in a temporary app directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_dotenv_roundtrip import read_with_npm_dotenv
+from tests.support import hostside, localaws
+
+PREFLIGHT = "redeploy_preflight/preflight.yml"
+
+
+@pytest.fixture
+def app(aws, tmp_path: Path) -> dict:
+    """An origin repository with a main branch and a v1 tag, and a deployed app directory whose current link
+    points at main's commit."""
+    localaws.seed_flora_parameters(aws)
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    hostside.git(origin, "init", "-q", "-b", "main")
+    (origin / "index.js").write_text("console.log('v1')\n")
+    hostside.git(origin, "add", "index.js")
+    hostside.git(origin, "commit", "-q", "-m", "v1")
+    hostside.git(origin, "tag", "v1")
+    head = hostside.git(origin, "rev-parse", "HEAD").strip()
+    root = tmp_path / "Flora"
+    (root / "releases" / head).mkdir(parents=True)
+    (root / "shared").mkdir()
+    (root / "current").symlink_to(root / "releases" / head)
+    return {"root": root, "origin": origin, "head": head}
+
+
+@pytest.fixture
+def preflight(run_playbook, tmp_path, app):
+    def run(*args: str, extra: dict | None = None, **preflight_args) -> dict:
+        root = app["root"]
+        arguments = {
+            "ledger": str(root / "releases.json"),
+            "current_link": str(root / "current"),
+            "lock": str(root / ".deploy.lock"),
+            "lock_owner": "test:1:1",
+            "repo": str(root / "repo.git"),
+            "repo_url": str(app["origin"]),
+            "ref": "main",
+        }
+        arguments.update(preflight_args)
+        variables = {"preflight_args": {k: v for k, v in arguments.items() if v is not None}}
+        variables.update(extra or {})
+        result = run_playbook(PREFLIGHT, variables, *args)
+        assert result.rc == 0, result
+        outcome = json.loads((tmp_path / "result.json").read_text())
+        outcome["output"] = result.output
+        return outcome
+
+    return run
+
+
+def lock_owner(root: Path) -> str | None:
+    owner = root / ".deploy.lock" / "owner"
+    return owner.read_text().strip() if owner.exists() else None
+
+
+def record_live(root: Path, commit: str) -> None:
+    ledger = {"version": 1, "current": commit, "releases": [{"commit": commit, "status": "live", "ref": "main"}]}
+    (root / "releases.json").write_text(json.dumps(ledger))
+
+
+def test_check_mode_then_lock_fetch_and_env_then_nothing_to_do(preflight, app):
+    root, env_file = app["root"], app["root"] / "shared" / "backend.env"
+
+    checked = preflight("--check", "--diff", release_lock_if_unchanged=True)
+    assert checked["changed"] and checked["env"]["changed"]
+    assert checked["commit"] == app["head"] and checked["cloned"]
+    assert "STRIPE_SECRET_KEY=<masked>" in checked["output"]
+    assert not env_file.exists()
+    assert lock_owner(root) is None
+
+    first = preflight(release_lock_if_unchanged=True)
+    assert first["changed"] and first["env"]["changed"] and first["env"]["count"] == 31
+    assert first["lock_holder"] == "" and lock_owner(root) == "test:1:1"
+    assert first["linked"] == first["commit"] == app["head"]
+    # The ledger does not record the commit yet: a switch that was never confirmed is not "nothing to do".
+    assert first["current"] is None and not first["unchanged"] and not first["lock_released"]
+    assert read_with_npm_dotenv(env_file)["STRIPE_SECRET_KEY"] == localaws.FLORA_SECURE_PARAMETERS["stripe_secret_key"]
+    assert "STRIPE_SECRET_KEY" in first["env"]["keys"]
+
+    (root / ".deploy.lock" / "owner").unlink()
+    (root / ".deploy.lock").rmdir()
+    record_live(root, app["head"])
+    second = preflight(release_lock_if_unchanged=True)
+    assert not second["changed"] and not second["env"]["changed"] and not second["cloned"]
+    assert second["unchanged"] and second["lock_released"]
+    assert lock_owner(root) is None
+
+
+def test_an_env_file_the_app_was_not_reloaded_with_is_not_nothing_to_do(preflight, app):
+    root = app["root"]
+    record_live(root, app["head"])
+    first = preflight()
+    assert first["env_live"] and first["env"]["changed"]
+    (root / ".deploy.lock" / "owner").unlink()
+    (root / ".deploy.lock").rmdir()
+    # The run that rendered the file died before the reload: the ledger still has the checksum of the last reload.
+    ledger = json.loads((root / "releases.json").read_text())
+    ledger["env_checksum"] = "0" * 64
+    (root / "releases.json").write_text(json.dumps(ledger))
+
+    stale = preflight(release_lock_if_unchanged=True)
+    assert not stale["env"]["changed"] and not stale["env_live"]
+    assert not stale["unchanged"] and not stale["lock_released"]
+    (root / ".deploy.lock" / "owner").unlink()
+    (root / ".deploy.lock").rmdir()
+
+    ledger["env_checksum"] = stale["env"]["checksum"]
+    (root / "releases.json").write_text(json.dumps(ledger))
+    reloaded = preflight(release_lock_if_unchanged=True)
+    assert reloaded["env_live"] and reloaded["unchanged"] and reloaded["lock_released"]
+
+
+def test_new_commit_is_fetched_and_resolved(preflight, app):
+    record_live(app["root"], app["head"])
+    preflight(release_lock_if_unchanged=True)
+    (app["origin"] / "index.js").write_text("console.log('v2')\n")
+    hostside.git(app["origin"], "commit", "-q", "-am", "v2")
+    new = hostside.git(app["origin"], "rev-parse", "HEAD").strip()
+    (app["root"] / ".deploy.lock" / "owner").unlink()
+    (app["root"] / ".deploy.lock").rmdir()
+
+    result = preflight(release_lock_if_unchanged=True)
+    assert result["commit"] == new and not result["cloned"]
+    assert not result["unchanged"] and not result["lock_released"]
+    assert lock_owner(app["root"]) == "test:1:1"
+    tagged = preflight(ref="v1", lock_owner="test:1:1", lock_takeover_from="test:1:1")
+    assert tagged["commit"] == app["head"]
+
+
+def test_lock_held_by_another_run(preflight, app):
+    lock = app["root"] / ".deploy.lock"
+    lock.mkdir()
+    (lock / "owner").write_text("other:2:2\n")
+    result = preflight(release_lock_if_unchanged=True)
+    assert result["lock_holder"] == "other:2:2"
+    assert "commit" not in result and "env" not in result
+    assert not (app["root"] / "repo.git").exists()
+    assert not (app["root"] / "shared" / "backend.env").exists()
+    assert lock_owner(app["root"]) == "other:2:2"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "extra", "message"),
+    [
+        ({"ref": "no-such-branch"}, {}, "Unknown git ref 'no-such-branch' in "),
+        ({"repo_url": "/nonexistent/flora.git"}, {}, "Cannot clone /nonexistent/flora.git into "),
+        ({}, {"required_keys": ["NOT_IN_PARAMETER_STORE"]}, "NOT_IN_PARAMETER_STORE"),
+    ],
+)
+def test_a_failure_names_the_problem_and_leaves_no_lock(preflight, app, arguments, extra, message):
+    result = preflight(extra=extra, **arguments)
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert result["lock_released"]
+    assert lock_owner(app["root"]) is None
+    assert not (app["root"] / "shared" / "backend.env").exists()
+
+
+def test_a_host_never_deployed_stops_after_reading(preflight, app):
+    (app["root"] / "current").unlink()
+    result = preflight()
+    assert result["linked"] == "" and "commit" not in result
+    assert not (app["root"] / "repo.git").exists()
+    # The lock stays with the run, whose play stops and releases it.
+    assert lock_owner(app["root"]) == "test:1:1"
+
+
+def test_without_ref_and_env_only_locks_and_reads(preflight, app):
+    record_live(app["root"], app["head"])
+    result = preflight(ref=None, repo=None, repo_url=None, extra={"with_env": False})
+    assert result["current"] == app["head"] and result["linked"] == app["head"]
+    assert not result["changed"] and not result["unchanged"]
+    assert "commit" not in result and "env" not in result
+    assert lock_owner(app["root"]) == "test:1:1"
+
+
+def test_no_secret_value_appears_at_vvv_with_diff(preflight, app):
+    result = preflight("-vvv", "--diff")
+    assert "STRIPE_SECRET_KEY=<masked>" in result["output"]
+    for name in localaws.FLORA_SECURE_PARAMETERS:
+        assert localaws.FLORA_SECURE_PARAMETERS[name] not in result["output"]
+    assert "p%40ss" not in result["output"]
