@@ -44,7 +44,8 @@ ENV_FILE_ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str", default=[]),
     rename=dict(type="dict", default={}),
     exclude=dict(type="list", elements="str", default=[]),
-    literals=dict(type="dict", default={}, no_log=True),
+    # Settings, not secrets: masking a value such as "3001" would also mask it inside checksums and commits.
+    literals=dict(type="dict", default={}),
     compose=dict(type="dict", default={}),
     required=dict(type="list", elements="str", default=[]),
     mode=dict(type="raw", default="0600"),

@@ -63,6 +63,8 @@ options:
   literals:
     description:
       - Map of key to a literal value, written as given.
+      - Literals are settings, not secrets, and are not masked in output (masking short values such as V(3001)
+        would also mask them inside checksums, commits and other results). Secrets belong in Parameter Store.
     type: dict
     default: {}
   compose:

@@ -184,6 +184,24 @@ def test_without_ref_and_env_only_locks_and_reads(preflight, app):
     assert lock_owner(app["root"]) == "test:1:1"
 
 
+def test_short_env_values_do_not_mask_the_commit_or_the_lock_holder(preflight, app):
+    # A literal such as PORT=3001 must not turn a commit or lock owner that contains it into "...********...".
+    piece = app["head"][10:14]
+    owner = f"laptop:{piece}:1"
+    literals = {"NODE_ENV": "production", "PORT": piece}
+    result = preflight(lock_owner=owner, extra={"literals": literals})
+    assert result["commit"] == app["head"]
+    assert result["linked"] == app["head"]
+    assert lock_owner(app["root"]) == owner
+    (app["root"] / ".deploy.lock" / "owner").unlink()
+    (app["root"] / ".deploy.lock").rmdir()
+    other = app["root"] / ".deploy.lock"
+    other.mkdir()
+    (other / "owner").write_text(owner + "\n")
+    held = preflight(lock_owner="test:1:1", extra={"literals": literals})
+    assert held["lock_holder"] == owner
+
+
 def test_no_secret_value_appears_at_vvv_with_diff(preflight, app):
     result = preflight("-vvv", "--diff")
     assert "STRIPE_SECRET_KEY=<masked>" in result["output"]
