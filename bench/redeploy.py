@@ -195,7 +195,8 @@ def run(local: dict, app: str) -> list[str]:
         "Where redeploy_backend.yml's time went in the one-line change (medians): "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
         + f", everything else {median(ours_change) - sum(change_steps.values()):.1f} s (ansible-playbook start-up, "
-        "the one call that takes the lock, fetches and renders the env file, the export, the checks, the ledger). The PM2 reload replaces all workers at once, each old "
+        "the one call that takes the lock, fetches and renders the env file, the export, the checks, the ledger). "
+        "The PM2 reload replaces all workers at once, each old "
         "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
         "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",
     ]
