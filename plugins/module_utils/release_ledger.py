@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 STATUSES = ("built", "live", "previous", "failed", "pruned")
@@ -140,3 +141,55 @@ def set_aside_dirs(releases_dir: str) -> list[str]:
     return sorted(
         os.path.join(releases_dir, name) for name in os.listdir(releases_dir) if name.startswith(PRUNED_PREFIX)
     )
+
+
+# The marker of a shared install (roles/backend_release/files/release_helper.py); "store" names the link, relative to
+# a release directory, that points at the shared virtual store "<deps_dir>/<key>/.pnpm".
+DEPS_MARKER = ".flora-deps"
+
+
+def deps_store_link(deps_path: str) -> str | None:
+    """Where a release links to the shared install ``deps_path``, relative to the release; None without its marker."""
+    try:
+        with open(os.path.join(deps_path, DEPS_MARKER), encoding="utf-8") as handle:
+            store = json.load(handle).get("store")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return store if isinstance(store, str) else None
+
+
+def unused_deps(releases_dir: str, deps_dir: str, gone: Iterable[str] = ()) -> list[str]:
+    """Entries of ``deps_dir`` that no directory in ``releases_dir`` links to, pruned releases and ``gone`` aside.
+
+    Work directories of unfinished builds count as releases: a build that is retried links the same install.
+    What an interrupted sharing left (a hidden directory, or one without its marker) is unused too.
+    """
+    try:
+        names = sorted(os.listdir(deps_dir))
+    except FileNotFoundError:
+        return []
+    gone = set(gone)
+    releases = [
+        os.path.join(releases_dir, name)
+        for name in os.listdir(releases_dir)
+        if not name.startswith(PRUNED_PREFIX) and name not in gone
+    ]
+    unused = []
+    for name in names:
+        if name.startswith(PRUNED_PREFIX):
+            continue
+        path = os.path.join(deps_dir, name)
+        store = None if name.startswith(".") else deps_store_link(path)
+        store_dir = os.path.join(path, ".pnpm")
+        if store is None or not any(links_to(os.path.join(release, store), store_dir) for release in releases):
+            unused.append(name)
+    return unused
+
+
+def links_to(link: str, target: str) -> bool:
+    """Whether ``link`` is a symbolic link to ``target``."""
+    try:
+        pointed = os.readlink(link)
+    except OSError:
+        return False
+    return os.path.normpath(os.path.join(os.path.dirname(link), pointed)) == os.path.normpath(target)

@@ -18,6 +18,8 @@ description:
   - A pruned directory is renamed at once to C(.pruned-<commit>) beside the releases and deleted in the
     background, so the play does not wait for thousands of files to go. What an earlier prune could not
     delete is deleted again, with a warning. A symbolic link among the releases is never pruned.
+  - With O(deps_dir), the node_modules trees shared between releases (see the C(flora.deploy.backend_release)
+    role) that no release directory left links to are pruned the same way.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -44,6 +46,12 @@ options:
   prune_keep:
     description: Number of release directories to keep in O(releases_dir), the current and the last good one included.
     type: int
+  deps_dir:
+    description:
+      - Directory of the node_modules trees that releases share; with O(prune_keep), the trees no release
+        directory links to any more are pruned too (returned as RV(pruned_deps)).
+    type: path
+    version_added: 0.1.0
   owner:
     description: Owner of the ledger file.
     type: str
@@ -186,6 +194,12 @@ pruned:
   returned: always
   type: list
   elements: str
+pruned_deps:
+  description: Shared node_modules trees in O(deps_dir) pruned, as no release links to them any more.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.1.0
 """
 
 import datetime
@@ -210,6 +224,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import
     render_ledger,
     set_aside,
     set_aside_dirs,
+    unused_deps,
 )
 
 
@@ -220,12 +235,13 @@ def release_directories(path):
     )
 
 
-def delete_in_background(module, releases_dir, set_aside_now):
-    """Delete the directories set aside, this call's and any an earlier one left, after this module returns.
+def delete_in_background(module, parents, set_aside_now):
+    """Delete the directories set aside in ``parents``, this call's and any an earlier one left, after this module
+    returns.
 
     A release directory holds thousands of files: deleting them would keep the play waiting.
     """
-    aside = set_aside_dirs(releases_dir)
+    aside = [path for parent in parents if os.path.isdir(parent) for path in set_aside_dirs(parent)]
     if not aside:
         return
     earlier = [path for path in aside if path not in set_aside_now]
@@ -249,6 +265,7 @@ def main():
             reason=dict(type="str"),
             releases_dir=dict(type="path"),
             prune_keep=dict(type="int"),
+            deps_dir=dict(type="path"),
             owner=dict(type="str"),
             current_link=dict(type="path"),
             lock=dict(type="path"),
@@ -260,7 +277,7 @@ def main():
             env_checksum=dict(type="str"),
         ),
         required_together=[["commit", "status"], ["releases_dir", "prune_keep"]],
-        required_by={"lock": "lock_owner", "lock_takeover_from": "lock"},
+        required_by={"lock": "lock_owner", "lock_takeover_from": "lock", "deps_dir": "prune_keep"},
         required_if=[["lock_release", True, ["lock"]]],
         mutually_exclusive=[["lock_release", "lock_takeover_from"]],
         supports_check_mode=True,
@@ -282,7 +299,7 @@ def main():
     if params["env_checksum"] and writes:
         ledger["env_checksum"] = params["env_checksum"]
 
-    pruned, prune_errors, set_aside_now = [], [], []
+    pruned, pruned_deps, prune_errors, set_aside_now = [], [], [], []
     if params["prune_keep"] is not None:
         if params["prune_keep"] < 1:
             module.fail_json(msg="prune_keep must be at least 1")
@@ -298,8 +315,18 @@ def main():
             pruned.append(commit)
             if any(release["commit"] == commit for release in ledger["releases"]):
                 ledger = record_release(ledger, commit, "pruned", now)
+        if params["deps_dir"] and writes:
+            for name in unused_deps(params["releases_dir"], params["deps_dir"], gone=pruned):
+                if not module.check_mode:
+                    try:
+                        set_aside_now.append(set_aside(params["deps_dir"], name))
+                    except OSError as e:
+                        prune_errors.append(f"{os.path.join(params['deps_dir'], name)}: {e}")
+                        continue
+                pruned_deps.append(name)
         if writes and not module.check_mode:
-            delete_in_background(module, params["releases_dir"], set_aside_now)
+            parents = [path for path in (params["releases_dir"], params["deps_dir"]) if path]
+            delete_in_background(module, parents, set_aside_now)
 
     content = render_ledger(ledger)
     # Reading alone never writes, not even an empty ledger.
@@ -309,12 +336,13 @@ def main():
         gid = pwd.getpwnam(params["owner"]).pw_gid if params["owner"] else -1
         write_atomically(path, content, 0o644, uid, gid)
     result = dict(
-        changed=changed or bool(pruned),
+        changed=changed or bool(pruned) or bool(pruned_deps),
         current=ledger.get("current"),
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],
         env_checksum=ledger.get("env_checksum"),
         pruned=pruned,
+        pruned_deps=pruned_deps,
     )
     if params["current_link"]:
         result["linked"] = link_target_name(params["current_link"])

@@ -112,6 +112,47 @@ def test_prunes_but_keeps_the_current_and_last_good_release(ledger, root):
     assert release_entries_once_deleted(root / "releases") == [OLD, NEW]
 
 
+def share_install(deps: Path, key: str, *releases: Path) -> None:
+    """A shared install as flora.deploy.backend_release leaves it, linked from ``releases``."""
+    (deps / key / ".pnpm" / "express@4.21.2").mkdir(parents=True)
+    (deps / key / ".flora-deps").write_text(
+        json.dumps({"key": key, "trees": ["node_modules"], "store": "node_modules/.pnpm"})
+    )
+    for release in releases:
+        (release / "node_modules").mkdir(parents=True)
+        (release / "node_modules" / ".pnpm").symlink_to(deps / key / ".pnpm")
+
+
+def test_prunes_the_shared_installs_only_pruned_releases_linked_to(ledger, root):
+    path = str(root / "releases.json")
+    stale, also_stale = "c" * 40, "d" * 40
+    for commit in (stale, also_stale):
+        (root / "releases" / commit).mkdir()
+    for commit in (stale, also_stale, OLD, NEW):
+        ledger(path=path, commit=commit, status="live")
+    deps = root / "deps"
+    # "kept" is linked from a release that stays and from one that goes.
+    share_install(deps, "kept", root / "releases" / OLD, root / "releases" / also_stale)
+    share_install(deps, "live", root / "releases" / NEW)
+    share_install(deps, "stale", root / "releases" / stale)
+    args = {"path": path, "releases_dir": str(root / "releases"), "prune_keep": 2, "deps_dir": str(deps)}
+
+    checked = ledger("--check", **args)
+    assert (sorted(checked["pruned"]), checked["pruned_deps"]) == ([stale, also_stale], ["stale"])
+    assert sorted(p.name for p in deps.iterdir()) == ["kept", "live", "stale"]
+
+    result = ledger(**args)
+    assert result["changed"]
+    assert (sorted(result["pruned"]), result["pruned_deps"]) == ([stale, also_stale], ["stale"])
+    assert release_entries_once_deleted(deps) == ["kept", "live"]
+    # What the releases that stay link to is still there.
+    assert (root / "releases" / OLD / "node_modules" / ".pnpm" / "express@4.21.2").is_dir()
+
+    again = ledger(**args)
+    assert not again["changed"]
+    assert (again["pruned"], again["pruned_deps"]) == ([], [])
+
+
 def test_records_the_live_release_even_when_a_prune_fails(run_playbook, tmp_path, root):
     path = root / "releases.json"
     ledger_args = {"path": str(path), "commit": OLD, "status": "live"}

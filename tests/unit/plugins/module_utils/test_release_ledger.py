@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import (
+    DEPS_MARKER,
     LedgerError,
     empty_ledger,
     last_good,
@@ -12,6 +15,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import
     render_ledger,
     set_aside,
     set_aside_dirs,
+    unused_deps,
 )
 
 OLD = "a" * 40
@@ -89,3 +93,39 @@ def test_set_aside_refuses_a_symbolic_link(tmp_path):
         set_aside(str(tmp_path), OLD)
     assert (tmp_path / OLD).is_symlink()
     assert set_aside_dirs(str(tmp_path)) == []
+
+
+def shared_install(deps_dir, key):
+    (deps_dir / key / ".pnpm").mkdir(parents=True)
+    (deps_dir / key / DEPS_MARKER).write_text(
+        json.dumps({"key": key, "trees": ["node_modules"], "store": "node_modules/.pnpm"})
+    )
+
+
+def release_linking(releases_dir, name, deps_dir, key):
+    (releases_dir / name / "node_modules").mkdir(parents=True)
+    (releases_dir / name / "node_modules" / ".pnpm").symlink_to(deps_dir / key / ".pnpm")
+
+
+def test_shared_installs_no_release_links_to_are_unused(tmp_path):
+    releases, deps = tmp_path / "releases", tmp_path / "deps"
+    for key in ("used", "by-a-build", "by-a-pruned-one", "unused", "gone-with-its-release"):
+        shared_install(deps, key)
+    release_linking(releases, "a" * 40, deps, "used")
+    release_linking(releases, "b" * 40, deps, "used")
+    release_linking(releases, f".{'c' * 40}.partial", deps, "by-a-build")
+    release_linking(releases, f".pruned-{'d' * 40}", deps, "by-a-pruned-one")
+    release_linking(releases, "e" * 40, deps, "gone-with-its-release")
+    # What an interrupted sharing left, and a directory that is not a shared install.
+    (deps / ".f.partial" / ".pnpm").mkdir(parents=True)
+    (deps / "no-marker").mkdir()
+    (deps / ".pruned-old").mkdir()
+
+    assert unused_deps(str(releases), str(deps), gone=["e" * 40]) == [
+        ".f.partial",
+        "by-a-pruned-one",
+        "gone-with-its-release",
+        "no-marker",
+        "unused",
+    ]
+    assert unused_deps(str(releases), str(tmp_path / "none")) == []

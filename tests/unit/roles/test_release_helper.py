@@ -1,0 +1,223 @@
+"""roles/backend_release/files/release_helper.py: the dependency key, and sharing pnpm installs between releases,
+on real directory trees with real symbolic links laid out as pnpm lays them out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).resolve().parents[3] / "roles" / "backend_release" / "files" / "release_helper.py"
+spec = importlib.util.spec_from_file_location("release_helper", HELPER)
+helper = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(helper)
+
+
+def link(path: Path, target: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
+def write(path: Path, text: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def pnpm_install(work: Path) -> None:
+    """What `pnpm install --filter backend...` leaves in a workspace whose backend uses a workspace package."""
+    store = work / "node_modules" / ".pnpm"
+    write(store / "express@4.21.2/node_modules/express/index.js", "module.exports = 'express';\n")
+    link(store / "express@4.21.2/node_modules/depd", "../../depd@2.0.0/node_modules/depd")
+    write(store / "depd@2.0.0/node_modules/depd/index.js", "module.exports = 'depd';\n")
+    # The database client the generate command writes beside its package.
+    write(store / "@prisma+client@6.19.3/node_modules/.prisma/client/index.js", "generated\n")
+    link(store / "node_modules/depd", "../depd@2.0.0/node_modules/depd")
+    # pnpm hoists the workspace's own packages here too.
+    link(store / "node_modules/backend", "../../../apps/backend")
+    link(store / "node_modules/@flora/shared", "../../../../packages/shared")
+    write(work / "node_modules/.modules.yaml", "layoutVersion: 5\n")
+    backend = work / "apps/backend/node_modules"
+    link(backend / "express", "../../../node_modules/.pnpm/express@4.21.2/node_modules/express")
+    link(backend / "@flora/shared", "../../../../packages/shared")
+    write(backend / ".bin/tsc", "#!/bin/sh\n")
+
+
+def export(work: Path, message: str) -> None:
+    """A commit exported into a work directory: sources only."""
+    write(work / "apps/backend/package.json", "{}\n")
+    write(work / "packages/shared/index.js", f"module.exports = '{message}';\n")
+
+
+def test_glob_patterns_match_whole_paths_as_git_globs_do():
+    assert helper.glob_pattern("**/package.json").match("package.json")
+    assert helper.glob_pattern("**/package.json").match("apps/backend/package.json")
+    assert helper.glob_pattern("patches/**").match("patches/express@4.21.2.patch")
+    assert helper.glob_pattern("**/*.prisma").match("apps/backend/prisma/schema.prisma")
+    assert not helper.glob_pattern("pnpm-lock.yaml").match("apps/backend/pnpm-lock.yaml")
+    assert not helper.glob_pattern("*.json").match("apps/package.json")
+    assert not helper.glob_pattern("**/package.json").match("apps/backend/package.json.orig")
+
+
+def test_the_key_follows_the_dependency_files_and_the_inputs_only(tmp_path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+
+    def commit(files: dict[str, str]) -> str:
+        for name, text in files.items():
+            write(repo / name, text)
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"], check=True
+        )
+        return subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    patterns = ["pnpm-lock.yaml", "**/package.json", "**/*.prisma"]
+
+    def key(commit_id: str, inputs=("pnpm install", "node v22")) -> str:
+        return helper.dependency_key(helper.dependency_files(str(repo / ".git"), commit_id, patterns), list(inputs))
+
+    first = commit({"pnpm-lock.yaml": "a", "apps/backend/package.json": "{}", "apps/backend/src/index.ts": "1"})
+    code_change = commit({"apps/backend/src/index.ts": "2"})
+    schema_change = commit({"apps/backend/prisma/schema.prisma": "model A {}"})
+    lock_change = commit({"pnpm-lock.yaml": "b"})
+
+    assert key(first) == key(code_change)
+    assert len({key(code_change), key(schema_change), key(lock_change)}) == 3
+    assert key(first, ("pnpm install", "node v20")) != key(first)
+
+
+def test_a_fresh_install_is_shared_and_the_next_release_links_it(tmp_path):
+    deps_dir = tmp_path / "deps"
+    first = tmp_path / "releases" / "first"
+    export(first, "first")
+    pnpm_install(first)
+
+    said = helper.deps_adopt(str(deps_dir), "k1", str(first))
+
+    shared = deps_dir / "k1"
+    assert said == f"shared the install as {shared}"
+    assert json.loads((shared / ".flora-deps").read_text()) == {
+        "key": "k1",
+        "trees": ["apps/backend/node_modules", "node_modules"],
+        "store": "node_modules/.pnpm",
+    }
+    assert (first / "node_modules/.pnpm").is_symlink()
+    assert os.readlink(first / "node_modules/.pnpm") == str(shared / ".pnpm")
+    # The hoisted links to the workspace's packages would point into deps/: they are dropped.
+    assert not os.path.lexists(shared / ".pnpm/node_modules/backend")
+    assert not os.path.lexists(shared / ".pnpm/node_modules/@flora/shared")
+    assert (shared / ".pnpm/node_modules/depd/index.js").read_text() == "module.exports = 'depd';\n"
+
+    second = tmp_path / "releases" / "second"
+    export(second, "second")
+    marker = helper.read_marker(str(shared))
+    helper.link_install(str(shared), marker, str(second))
+
+    for release, message in ((first, "first"), (second, "second")):
+        backend = release / "apps/backend/node_modules"
+        assert (backend / "express/index.js").read_text() == "module.exports = 'express';\n"
+        assert (backend / "express/../depd/index.js").read_text() == "module.exports = 'depd';\n"
+        # A workspace package resolves to the release's own copy.
+        assert (backend / "@flora/shared/index.js").read_text() == f"module.exports = '{message}';\n"
+        assert (backend / ".bin/tsc").is_file() and not (backend / ".bin/tsc").is_symlink()
+        assert (release / "node_modules/.modules.yaml").read_text() == "layoutVersion: 5\n"
+        assert (release / "node_modules/.pnpm/@prisma+client@6.19.3/node_modules/.prisma/client/index.js").exists()
+    # Both releases' files are the same files.
+    assert (first / "apps/backend/node_modules/express/index.js").resolve() == (
+        second / "apps/backend/node_modules/express/index.js"
+    ).resolve()
+    assert not list(deps_dir.glob(".*partial"))
+
+
+def test_deps_link_links_only_an_install_with_the_same_key(tmp_path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    write(repo / "pnpm-lock.yaml", "a")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"], check=True
+    )
+    deps_dir = tmp_path / "deps"
+    args = (str(repo / ".git"), "HEAD", ["pnpm-lock.yaml"], ["pnpm install"])
+
+    first = tmp_path / "first"
+    export(first, "first")
+    key, linked = helper.deps_link(str(deps_dir), str(first), *args)
+    assert not linked
+    pnpm_install(first)
+    helper.deps_adopt(str(deps_dir), key, str(first))
+
+    second = tmp_path / "second"
+    export(second, "second")
+    assert helper.deps_link(str(deps_dir), str(second), *args) == (key, True)
+    assert (second / "apps/backend/node_modules/express/index.js").exists()
+
+    other_inputs = tmp_path / "third"
+    export(other_inputs, "third")
+    assert helper.deps_link(str(deps_dir), str(other_inputs), *args[:3], ["pnpm install --prod"])[1] is False
+    assert not (other_inputs / "node_modules").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda work: link(
+                work / "node_modules/.pnpm/express@4.21.2/node_modules/shared", "../../../../packages/shared"
+            ),
+            "node_modules/.pnpm/express@4.21.2/node_modules/shared links out of the virtual store",
+        ),
+        (
+            lambda work: os.rename(work / "node_modules/.pnpm", work / "node_modules/.store"),
+            "no pnpm virtual store (node_modules/.pnpm) to share",
+        ),
+    ],
+)
+def test_an_install_that_cannot_be_shared_stays_in_the_release(tmp_path, change, reason):
+    work = tmp_path / "work"
+    export(work, "work")
+    pnpm_install(work)
+    change(work)
+
+    assert helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work)) == f"kept the install in the release: {reason}"
+    assert not (tmp_path / "deps" / "k1").exists()
+    assert not (work / "node_modules" / ".pnpm").is_symlink()
+    assert (work / "apps/backend/node_modules/express").is_symlink()
+
+
+def test_an_existing_shared_install_is_never_replaced(tmp_path):
+    (tmp_path / "deps" / "k1").mkdir(parents=True)
+    work = tmp_path / "work"
+    export(work, "work")
+    pnpm_install(work)
+
+    assert helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work)).endswith("exists")
+    assert not (work / "node_modules/.pnpm").is_symlink()
+    assert list((tmp_path / "deps" / "k1").iterdir()) == []
+
+
+def test_describe_reads_both_package_files_and_the_pnpm_version(tmp_path):
+    write(tmp_path / "package.json", json.dumps({"packageManager": "pnpm@10.34.9"}))
+    write(tmp_path / "apps/backend/package.json", json.dumps({"scripts": {"build": "tsc"}}))
+    write(tmp_path / "lib/node_modules/pnpm/package.json", json.dumps({"version": "10.34.9"}))
+    write(tmp_path / "lib/node_modules/pnpm/bin/real.cjs")
+    link(tmp_path / "bin/pnpm", "../lib/node_modules/pnpm/bin/real.cjs")
+
+    described = helper.describe(
+        str(tmp_path / "package.json"), str(tmp_path / "apps/backend/package.json"), str(tmp_path / "bin/pnpm")
+    )
+
+    assert described == {
+        "root": {"packageManager": "pnpm@10.34.9"},
+        "backend": {"scripts": {"build": "tsc"}},
+        "pnpm": "10.34.9",
+    }
+    assert (
+        helper.describe(str(tmp_path / "package.json"), str(tmp_path / "apps/backend/package.json"), "")["pnpm"] == ""
+    )
