@@ -42,7 +42,7 @@ STEPS = {
     "install": "backend_release : Install dependencies",
     "build": "backend_release : Build",
     "migrations": "backend_release : Apply database migrations",
-    "PM2 reload": "backend_redeploy : Reload the app without dropping requests",
+    "PM2 reload and checks": "backend_redeploy : Reload the app without dropping requests and check it",
 }
 PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 

@@ -175,7 +175,7 @@ def test_secret_change_alone_reloads_without_a_build(host):
     assert result.returncode == 0, result.stdout[-5000:]
     # One worker at a time: the second starts only once the first old one was told to stop.
     assert pm2_reload_events(log_start) == ["start 0", "ready", "stop 0", "start 1", "ready", "stop 1"]
-    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests]" in result.stdout
+    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
     assert "Install dependencies" not in result.stdout
     assert "sk_test_rotated_91" not in result.stdout
     assert load.failures == []
@@ -194,7 +194,7 @@ def test_env_file_changed_by_a_run_that_died_before_the_reload_is_reloaded_next_
 
     result = redeploy(host, "v2")
     assert result.returncode == 0, result.stdout[-5000:]
-    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests]" in result.stdout
+    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
     assert "Install dependencies" not in result.stdout
     assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
     again = redeploy(host, "v2")

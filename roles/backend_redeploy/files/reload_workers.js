@@ -118,7 +118,7 @@ pm2.connect((err) => {
       const batch = Number(batchArg) > 0 ? Number(batchArg) : ids.length;
       // PM2 kills an old worker that outlives its kill_timeout: waiting much longer means something is wrong.
       const stopLimit = Math.max(1600, ...procs.map((proc) => Number(proc.pm2_env.kill_timeout) || 0)) + 30000;
-      console.error(`reloading ${name}'s workers ${ids.join(", ")}, ${batch} at a time`);
+      console.error(`reloading ${name}'s workers ${ids.join(", ")} (${batch} at a time)`);
       // Batches are for hosts short of memory: the old workers of one are gone before the next starts.
       let earlier = Promise.resolve();
       for (let start = 0; start + batch < ids.length; start += batch) {
