@@ -40,6 +40,17 @@ def ledger_status(commit: str) -> str:
     return next(r["status"] for r in ledger()["releases"] if r["commit"] == commit)
 
 
+def shared_install(commit: str) -> str:
+    """The shared install a release links its virtual store to."""
+    return host_exec("readlink", f"/home/ubuntu/Flora/releases/{commit}/node_modules/.pnpm").removesuffix("/.pnpm")
+
+
+def deps_dirs() -> list[str]:
+    """The shared installs on the host, set-aside ones aside."""
+    names = host_exec("ls", "/home/ubuntu/Flora/deps").split()
+    return sorted(f"/home/ubuntu/Flora/deps/{name}" for name in names)
+
+
 def recap_changed(output: str) -> int:
     return int(re.search(r"flora-bootstrap\s*:.*changed=(\d+)", output).group(1))
 
@@ -153,6 +164,9 @@ def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
     # The export read the installed pnpm's version: it matches the app's, so the pnpm role does not run.
     assert "skipping" in task_output(result.stdout, "Keep pnpm matching the app's packageManager")
     assert "flora.deploy.pnpm :" not in result.stdout
+    # Same dependencies as main: the release links the install the bootstrap shared instead of installing again.
+    assert shared_install(commits["v2"]) == shared_install(commits["main"])
+    assert shared_install(commits["v2"]).startswith("/home/ubuntu/Flora/deps/")
 
 
 def test_redeploy_of_the_live_commit_is_a_no_op(host):
@@ -175,7 +189,9 @@ def test_secret_change_alone_reloads_without_a_build(host):
     assert result.returncode == 0, result.stdout[-5000:]
     # One worker at a time: the second starts only once the first old one was told to stop.
     assert pm2_reload_events(log_start) == ["start 0", "ready", "stop 0", "start 1", "ready", "stop 1"]
-    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
+    assert (
+        "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
+    )
     assert "Install dependencies" not in result.stdout
     assert "sk_test_rotated_91" not in result.stdout
     assert load.failures == []
@@ -194,7 +210,9 @@ def test_env_file_changed_by_a_run_that_died_before_the_reload_is_reloaded_next_
 
     result = redeploy(host, "v2")
     assert result.returncode == 0, result.stdout[-5000:]
-    assert "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
+    assert (
+        "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
+    )
     assert "Install dependencies" not in result.stdout
     assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
     again = redeploy(host, "v2")
@@ -328,21 +346,47 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
     assert unlisted_workers() == set()
 
 
+def test_a_change_to_a_file_the_install_depends_on_installs_afresh(host):
+    commits = host["commits"]
+    live = live_commit()
+
+    # Nothing pruned yet: the next test prunes.
+    keep_all = ("-e", "backend_redeploy_keep_releases=10")
+    result = redeploy(host, "new-package-json", *keep_all)
+
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert health_message() == "Flora backend new-package-json is running"
+    fresh = shared_install(commits["new-package-json"])
+    assert fresh.startswith("/home/ubuntu/Flora/deps/")
+    assert fresh != shared_install(commits["main"])
+    assert deps_dirs() == sorted({fresh, shared_install(commits["main"])})
+
+    back = redeploy(host, "v3" if live == commits["v3"] else "v2", *keep_all)
+    assert back.returncode == 0, back.stdout[-5000:]
+    assert live_commit() == live
+
+
 def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(host):
     commits = host["commits"]
     assert live_commit() == commits["v3"]
     before = set(host_exec("ls", "/home/ubuntu/Flora/releases").split())
-    assert {commits["main"], commits["bad-migration"], commits["unhealthy"]} <= before
+    assert {commits["main"], commits["bad-migration"], commits["unhealthy"], commits["new-package-json"]} <= before
 
     result = redeploy(host, "v2", "-e", "backend_redeploy_keep_releases=1")
 
     assert result.returncode == 0, result.stdout[-5000:]
     assert live_commit() == commits["v2"]
     assert set(host_exec("ls", "/home/ubuntu/Flora/releases").split()) == {commits["v2"], commits["v3"]}
-    for ref in ("main", "bad-migration", "unhealthy"):
+    for ref in ("main", "bad-migration", "unhealthy", "new-package-json"):
         assert ledger_status(commits[ref]) == "pruned"
     assert ledger_status(commits["v3"]) == "previous"
     assert health_message() == "Flora backend v2 is running"
+    # The install only the pruned release used goes too; the one v2 and v3 link to stays.
+    assert shared_install(commits["v2"]) == shared_install(commits["v3"])
+    deadline = time.monotonic() + 30
+    while deps_dirs() != [shared_install(commits["v2"])] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert deps_dirs() == [shared_install(commits["v2"])]
 
 
 def test_redeploy_starts_an_app_that_pm2_has_stopped(host):

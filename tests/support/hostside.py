@@ -152,6 +152,14 @@ def _variant_bad_migration(work: Path) -> None:
     _variant_v2(work)
 
 
+def _variant_new_package_json(work: Path) -> None:
+    """A change to a file the install depends on, with the same dependencies: a new install all the same."""
+    _edit(work / "apps/backend/package.json", '"private": true,', '"private": true,\n  "description": "Flora backend",')
+    _edit(
+        work / "apps/backend/src/index.ts", '"Flora backend is running"', '"Flora backend new-package-json is running"'
+    )
+
+
 # Branches of the fixture repository, each a commit on top of main.
 VARIANTS = {
     "v2": _variant_v2,
@@ -159,6 +167,7 @@ VARIANTS = {
     "broken-build": _variant_broken_build,
     "unhealthy": _variant_unhealthy,
     "bad-migration": _variant_bad_migration,
+    "new-package-json": _variant_new_package_json,
 }
 
 
