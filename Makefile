@@ -75,7 +75,7 @@ image: deps
 	CONTAINERS_CONF=$(CURDIR)/molecule/shared/containers.conf molecule/shared/build-image.sh
 
 ruff: venv
-	$(BIN)/ruff check plugins tests bench
+	$(BIN)/ruff check plugins tests bench roles
 
 lint: $(SETUP)
 	$(BIN)/ansible-lint

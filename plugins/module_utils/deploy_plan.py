@@ -20,6 +20,8 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glob_to_regex
+
 MAX_REASONS = 20
 EFFECTS = ("ignore", "frontend", "backend", "migrations", "shared")
 
@@ -58,32 +60,6 @@ SIDES_OF_EFFECT = {
 
 class PlanError(Exception):
     pass
-
-
-def glob_to_regex(glob: str) -> str:
-    """A path glob: `*` and `?` stay inside one directory, `**` spans directories (`a/**` matches `a` too)."""
-    parts = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            parts.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("/**", i) and i + 3 == len(glob):
-            parts.append("(?:/.*)?")
-            i += 3
-        elif glob.startswith("**", i):
-            parts.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            parts.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            parts.append("[^/]")
-            i += 1
-        else:
-            parts.append(re.escape(glob[i]))
-            i += 1
-    return "^" + "".join(parts) + "$"
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@
 
   release_helper.py describe <root package.json> <backend package.json> <pnpm on PATH or "">
       The two package.json files and the version of the pnpm on PATH, as one JSON object.
-  release_helper.py deps-link <deps dir> <work dir> <repo> <commit> <patterns JSON> [<input> ...]
+  release_helper.py deps-link <path_globs.py> <deps dir> <work dir> <repo> <commit> <patterns JSON> [<input> ...]
       Prints the key of the commit's dependencies. Exit 0: an install with that key is shared, and is now linked
-      into the work directory; exit 3: there is none yet, install.
+      into the work directory; exit 3: there is none yet, install. <path_globs.py> is flora.deploy's
+      plugins/module_utils/path_globs.py, which matches the patterns.
   release_helper.py deps-adopt <deps dir> <key> <work dir>
       Shares the work directory's fresh install as <deps dir>/<key>, so the next release with the same key links
       it instead of installing.
@@ -26,6 +27,7 @@ links pnpm hoists to workspace packages into .pnpm/node_modules, which nothing r
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -62,37 +64,24 @@ def dependency_key(listing: str, inputs: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def glob_pattern(pattern: str) -> re.Pattern:
-    """A git-style glob for whole paths: ``**/`` is any number of directories, ``*`` and ``?`` stay in one."""
-    parts, index = [], 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            parts.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            parts.append(".*")
-            index += 2
-        elif pattern[index] == "*":
-            parts.append("[^/]*")
-            index += 1
-        elif pattern[index] == "?":
-            parts.append("[^/]")
-            index += 1
-        else:
-            parts.append(re.escape(pattern[index]))
-            index += 1
-    return re.compile("".join(parts) + r"\Z")
+def load_globs(path: str):
+    """flora.deploy's plugins/module_utils/path_globs.py, which the task hands over with this file."""
+    spec = importlib.util.spec_from_file_location("flora_path_globs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def dependency_files(repo: str, commit: str, patterns: list[str]) -> str:
-    """The ``git ls-tree`` lines of the commit's files whose paths match one of ``patterns``."""
+def dependency_files(repo: str, commit: str, patterns: list[str], globs) -> str:
+    """The ``git ls-tree`` lines of the commit's files whose paths match one of ``patterns`` (``globs``: the
+    path_globs module)."""
     listing = subprocess.run(
         ["git", f"--git-dir={repo}", "ls-tree", "-r", "--full-tree", commit],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    matchers = [glob_pattern(pattern) for pattern in patterns]
+    matchers = [re.compile(globs.glob_to_regex(pattern)) for pattern in patterns]
     return "".join(
         line + "\n"
         for line in listing.splitlines()
@@ -151,10 +140,10 @@ def link_install(deps: str, marker: dict, work: str) -> None:
 
 
 def deps_link(
-    deps_dir: str, work: str, repo: str, commit: str, patterns: list[str], inputs: list[str]
+    deps_dir: str, work: str, repo: str, commit: str, patterns: list[str], inputs: list[str], globs
 ) -> tuple[str, bool]:
     """The key of the commit's dependencies, and whether a shared install for it was linked into ``work``."""
-    key = dependency_key(dependency_files(repo, commit, patterns), inputs)
+    key = dependency_key(dependency_files(repo, commit, patterns, globs), inputs)
     deps = os.path.join(deps_dir, key)
     marker = read_marker(deps)
     if marker is None:
@@ -203,8 +192,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(describe(*args)))
         return 0
     if command == "deps-link":
-        deps_dir, work, repo, commit, patterns, *inputs = args
-        key, linked = deps_link(deps_dir, work, repo, commit, json.loads(patterns), inputs)
+        globs_file, deps_dir, work, repo, commit, patterns, *inputs = args
+        key, linked = deps_link(deps_dir, work, repo, commit, json.loads(patterns), inputs, load_globs(globs_file))
         print(key)
         return 0 if linked else EXIT_NOT_SHARED
     if command == "deps-adopt":

@@ -6,15 +6,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glob_to_regex
+
 HELPER = Path(__file__).resolve().parents[3] / "roles" / "backend_release" / "files" / "release_helper.py"
 spec = importlib.util.spec_from_file_location("release_helper", HELPER)
 helper = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(helper)
+# As the install task hands it over.
+GLOBS = helper.load_globs(str(HELPER.parents[3] / "plugins" / "module_utils" / "path_globs.py"))
 
 
 def link(path: Path, target: str) -> None:
@@ -52,14 +57,20 @@ def export(work: Path, message: str) -> None:
     write(work / "packages/shared/index.js", f"module.exports = '{message}';\n")
 
 
-def test_glob_patterns_match_whole_paths_as_git_globs_do():
-    assert helper.glob_pattern("**/package.json").match("package.json")
-    assert helper.glob_pattern("**/package.json").match("apps/backend/package.json")
-    assert helper.glob_pattern("patches/**").match("patches/express@4.21.2.patch")
-    assert helper.glob_pattern("**/*.prisma").match("apps/backend/prisma/schema.prisma")
-    assert not helper.glob_pattern("pnpm-lock.yaml").match("apps/backend/pnpm-lock.yaml")
-    assert not helper.glob_pattern("*.json").match("apps/package.json")
-    assert not helper.glob_pattern("**/package.json").match("apps/backend/package.json.orig")
+def test_the_patterns_match_whole_paths_as_the_deploy_planner_matches_them():
+    assert GLOBS.glob_to_regex("**/package.json") == glob_to_regex("**/package.json")
+    match = [
+        re.match(GLOBS.glob_to_regex(p), path) is not None
+        for p, path in [
+            ("**/package.json", "package.json"),
+            ("**/package.json", "apps/backend/package.json"),
+            ("patches/**", "patches/express@4.21.2.patch"),
+            ("**/*.prisma", "apps/backend/prisma/schema.prisma"),
+            ("pnpm-lock.yaml", "apps/backend/pnpm-lock.yaml"),
+            ("*.json", "apps/package.json"),
+        ]
+    ]
+    assert match == [True, True, True, True, False, False]
 
 
 def test_the_key_follows_the_dependency_files_and_the_inputs_only(tmp_path):
@@ -80,7 +91,8 @@ def test_the_key_follows_the_dependency_files_and_the_inputs_only(tmp_path):
     patterns = ["pnpm-lock.yaml", "**/package.json", "**/*.prisma"]
 
     def key(commit_id: str, inputs=("pnpm install", "node v22")) -> str:
-        return helper.dependency_key(helper.dependency_files(str(repo / ".git"), commit_id, patterns), list(inputs))
+        listing = helper.dependency_files(str(repo / ".git"), commit_id, patterns, GLOBS)
+        return helper.dependency_key(listing, list(inputs))
 
     first = commit({"pnpm-lock.yaml": "a", "apps/backend/package.json": "{}", "apps/backend/src/index.ts": "1"})
     code_change = commit({"apps/backend/src/index.ts": "2"})
@@ -144,7 +156,7 @@ def test_deps_link_links_only_an_install_with_the_same_key(tmp_path):
         ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"], check=True
     )
     deps_dir = tmp_path / "deps"
-    args = (str(repo / ".git"), "HEAD", ["pnpm-lock.yaml"], ["pnpm install"])
+    args = (str(repo / ".git"), "HEAD", ["pnpm-lock.yaml"], ["pnpm install"], GLOBS)
 
     first = tmp_path / "first"
     export(first, "first")
@@ -160,7 +172,7 @@ def test_deps_link_links_only_an_install_with_the_same_key(tmp_path):
 
     other_inputs = tmp_path / "third"
     export(other_inputs, "third")
-    assert helper.deps_link(str(deps_dir), str(other_inputs), *args[:3], ["pnpm install --prod"])[1] is False
+    assert helper.deps_link(str(deps_dir), str(other_inputs), *args[:3], ["pnpm install --prod"], GLOBS)[1] is False
     assert not (other_inputs / "node_modules").exists()
 
 

@@ -6,10 +6,10 @@ from ansible_collections.flora.deploy.plugins.module_utils.deploy_plan import (
     Change,
     PlanError,
     compile_rules,
-    glob_to_regex,
     parse_name_status,
     plan_deploy,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glob_to_regex
 
 
 def changes(*paths: str) -> list[Change]:
