@@ -39,10 +39,11 @@ MANUAL_SEQUENCE = (
 
 # Steps of redeploy_backend.yml reported on their own (profile_tasks names them "<role> : <task>").
 STEPS = {
+    "lock, fetch and env file": "backend_redeploy : Take the deploy lock and read the release ledger",
     "install": "backend_release : Install dependencies",
     "build": "backend_release : Build",
     "migrations": "backend_release : Apply database migrations",
-    "PM2 reload and checks": "backend_redeploy : Reload the app without dropping requests and check it",
+    "PM2 reload, checks and record": "backend_redeploy : Reload the app without dropping requests and check it",
 }
 PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 
@@ -195,7 +196,7 @@ def run(local: dict, app: str) -> list[str]:
         "Where redeploy_backend.yml's time went in the one-line change (medians): "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
         + f", everything else {median(ours_change) - sum(change_steps.values()):.1f} s (ansible-playbook start-up, "
-        "the one call that takes the lock, fetches and renders the env file, the export, the checks, the ledger). "
+        "the export and the tasks that run on the controller). "
         "The PM2 reload replaces all workers at once, each old "
         "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
         "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",
