@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv link node-deps test unit integration hosts image sanity lint ruff demo bench build clean
+.PHONY: help deps venv link node-deps test checks unit integration hosts image sanity lint ruff demo bench build clean
 
 help:
 	@echo "make demo   run the deploy end to end against a local AWS emulator"
@@ -53,13 +53,15 @@ node-deps: $(DOTENV_READER)/node_modules/.installed
 
 SETUP := venv link node-deps
 
-# The two static checkers side by side, then the unit and integration tests on two workers (each with its own
-# moto server), then the host tests one at a time (they share ports on the host network).
+# ruff first (seconds), then two lanes side by side: the host tests, one at a time (they share ports on the host
+# network, and spend most of their time waiting on the host), and the checks: the two static checkers side by
+# side, then the unit and integration tests on two workers (each with its own moto server).
 test: $(SETUP)
 	$(MAKE) --no-print-directory ruff
-	$(MAKE) --no-print-directory --output-sync=target -j2 lint sanity
+	$(MAKE) --no-print-directory --output-sync=target -j3 hosts checks
+
+checks: lint sanity
 	$(PY) -m pytest -n 2 tests/unit tests/integration
-	$(PY) -m pytest tests/hosts
 
 unit: $(SETUP)
 	$(PY) -m pytest tests/unit
