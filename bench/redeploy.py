@@ -146,6 +146,13 @@ def run(local: dict, app: str) -> list[str]:
     def manual(ref: str) -> None:
         as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref=ref), env)
 
+    def ping() -> float:
+        command = stack.playbook_command(local, "redeploy_backend.yml")
+        command[3] = str(Path(__file__).with_name("ping.yml"))
+        start = time.perf_counter()
+        subprocess.run(command, cwd=stack.REPO, env=env, check=True, capture_output=True)
+        return time.perf_counter() - start
+
     # The task timings of the redeploy, for where its time goes.
     env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
     env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
@@ -159,7 +166,7 @@ def run(local: dict, app: str) -> list[str]:
 
     # Rounds alternate between the two, so a machine that speeds up or slows down affects both alike.
     ours_url, manual_url = "http://127.0.0.1:3001/api/health", "http://127.0.0.1:3002/api/health"
-    ours_change, manual_change, ours_noop, manual_noop, steps = [], [], [], [], []
+    ours_change, manual_change, ours_noop, manual_noop, pings, steps, noop_steps = [], [], [], [], [], [], []
     ours_loads, manual_loads = [], []
     for ref in refs:
         answer = f"Flora backend {ref} is running"
@@ -172,6 +179,8 @@ def run(local: dict, app: str) -> list[str]:
         manual_loads.append(load)
     for _round in refs:
         ours_noop.append(timed(lambda: ours(refs[-1]), ours_url, f"Flora backend {refs[-1]} is running"))
+        noop_steps.append(step_times(outputs[-1])["lock, fetch and env file"])
+        pings.append(ping())
         manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
 
     def cell(times: list[float]) -> str:
@@ -192,6 +201,10 @@ def run(local: dict, app: str) -> list[str]:
         ),
         f"| nothing changed | {cell(manual_noop)} | {cell(ours_noop)} | {median(ours_noop) / median(manual_noop):.2f}x |",
         f"| failed requests during the changes | {failed(manual_loads)} | {failed(ours_loads)} | |",
+        (
+            f"| floor: any playbook that reaches the host (bench/ping.yml) | {cell(manual_noop)} | {cell(pings)} "
+            f"| {median(pings) / median(manual_noop):.2f}x |"
+        ),
         "",
         "Where redeploy_backend.yml's time went in the one-line change (medians): "
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
@@ -200,6 +213,12 @@ def run(local: dict, app: str) -> list[str]:
         "The PM2 reload replaces all workers at once, each old "
         "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
         "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",
+        "",
+        (
+            "In the redeploy with nothing to do, the call to the host that takes the lock, fetches, renders the env "
+            f"file and releases the lock took {median(noop_steps):.1f} s (median); the floor row is ansible-playbook's "
+            "start-up and one ping of the host, the least any playbook that checks the host costs."
+        ),
     ]
 
 

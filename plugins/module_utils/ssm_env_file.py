@@ -17,6 +17,9 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.warnings import warn
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3, gather_sdk_versions
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import (
@@ -54,6 +57,45 @@ ENV_FILE_ARGUMENT_SPEC = dict(
     backup=dict(type="bool", default=False),
 )
 ENV_FILE_REQUIRED_ONE_OF = [["paths", "names"]]
+
+# These modules run on the app host, where boto3 is usually the distribution's, older than amazon.aws's general
+# minimum (1.34); they need only GetParameters and GetParametersByPath, which every boto3 has, and are tested
+# with Debian 12's python3-boto3. Pass check_boto3=False to AnsibleAWSModule and call check_sdk instead.
+MINIMUM_BOTO3_VERSION = "1.26.0"
+MINIMUM_BOTOCORE_VERSION = "1.29.0"
+
+
+def sdk_warning(versions: dict) -> str | None:
+    """The warning for boto3 or botocore older than the oldest tested here, or None."""
+    old = [
+        f"{name} {versions[f'{name}_version']}"
+        for name, minimum in (("boto3", MINIMUM_BOTO3_VERSION), ("botocore", MINIMUM_BOTOCORE_VERSION))
+        if not check_version_at_least(versions[f"{name}_version"], minimum)
+    ]
+    if not old:
+        return None
+    return (
+        f"{' and '.join(old)} on this host: older than the oldest tested with the Parameter Store modules"
+        f" (boto3 {MINIMUM_BOTO3_VERSION}, botocore {MINIMUM_BOTOCORE_VERSION})"
+    )
+
+
+def check_version_at_least(version: str, minimum: str) -> bool:
+    """Compare release numbers such as 1.29.27 (a part that is not a number, as in 1.40.0rc1, counts as 0)."""
+
+    def parts(text: str) -> tuple:
+        return tuple(int(p) if p.isdigit() else 0 for p in text.split(".")[:3])
+
+    return parts(version) >= parts(minimum)
+
+
+def check_sdk(module) -> None:
+    """Fail when boto3 is missing; warn, once and without amazon.aws's deprecated injection, when it is too old."""
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("botocore and boto3"))
+    message = sdk_warning(gather_sdk_versions())
+    if message:
+        warn(message)
 
 
 def ssm_client(module) -> Any:

@@ -83,12 +83,14 @@ options:
         O(flora.deploy.ssm_env#module:paths), O(flora.deploy.ssm_env#module:literals) and the others, under the
         same names and with the same defaults). Region and credentials are this module's.
     type: dict
+requirements:
+  - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (older releases get a
+    warning; amazon.aws's general minimum, 1.34, does not apply to the Parameter Store calls made here)
 notes:
   - Git runs with C(GIT_TERMINAL_PROMPT=0), so a repository that asks for credentials fails instead of waiting.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
-  - amazon.aws.boto3
   - flora.deploy.attributes
 attributes:
   check_mode:
@@ -202,6 +204,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import
 from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
     ENV_FILE_REQUIRED_ONE_OF,
+    check_sdk,
     render_env_from_ssm,
 )
 
@@ -251,9 +254,13 @@ def main():
         required_by={"ref": ["repo", "repo_url"]},
         required_if=[["release_lock_if_unchanged", True, ["ref", "env"]]],
         supports_check_mode=True,
+        # The host's boto3 is checked against what these calls need (check_sdk), not amazon.aws's minimum.
+        check_boto3=False,
     )
     params = module.params
     env = env_options(module) if params["env"] is not None else None
+    if env is not None:
+        check_sdk(module)
     run_git = git_runner(module, params["git_user"])
 
     lock_holder = ""

@@ -102,6 +102,9 @@ options:
       - Keep a timestamped copy of the previous file next to it when the content changes.
     type: bool
     default: false
+requirements:
+  - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (older releases get a
+    warning; amazon.aws's general minimum, 1.34, does not apply to the Parameter Store calls made here)
 notes:
   - Each value is written in single quotes, double quotes with C(\n) escapes, or unquoted, whichever both
     parsers read back unchanged. A value neither can represent (a single quote together with a double
@@ -109,7 +112,6 @@ notes:
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
-  - amazon.aws.boto3
   - flora.deploy.attributes
 attributes:
   check_mode:
@@ -217,6 +219,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
     ENV_FILE_REQUIRED_ONE_OF,
+    check_sdk,
     render_env_from_ssm,
 )
 
@@ -226,7 +229,10 @@ def main():
         argument_spec=ENV_FILE_ARGUMENT_SPEC,
         required_one_of=ENV_FILE_REQUIRED_ONE_OF,
         supports_check_mode=True,
+        # The host's boto3 is checked against what these calls need (check_sdk), not amazon.aws's minimum.
+        check_boto3=False,
     )
+    check_sdk(module)
     module.exit_json(**render_env_from_ssm(module, module.params))
 
 
