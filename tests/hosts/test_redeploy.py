@@ -176,8 +176,12 @@ def test_redeploy_of_the_live_commit_is_a_no_op(host):
     assert result.returncode == 0, result.stdout[-5000:]
     assert recap_changed(result.stdout) == 0
     assert "WARNING" not in result.stderr, result.stderr
+    assert f"Nothing to do: {host['commits']['v2'][:12]} is live with this env file" in result.stdout
+    # The role ends there: the lock was released by the call that took it, and nothing else is even skipped.
+    assert "Release the deploy lock" not in result.stdout
     assert "Install dependencies" not in result.stdout
     assert "Reload the app" not in result.stdout
+    assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")
 
 
 def test_secret_change_alone_reloads_without_a_build(host):
