@@ -240,7 +240,15 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     ]
     assert first["invalidation"]["paths"] == ["/flora-logo.png", "/images/Roses.jpg", "/index.html"]
     assert invalidations(aws, distribution_id) == [["/flora-logo.png", "/images/Roses.jpg", "/index.html"]]
-    assert "Read index.html back from" in output
+    # index.html first, with the content just published, then every file it references.
+    site = f"{aws}/{BUCKET}"
+    assert [(item["url"], item["status"]) for item in first["smoke"]["checked"]] == [
+        (f"{site}/index.html", 200),
+        (f"{site}/{js}", 200),
+        (f"{site}/{css}", 200),
+        (f"{site}/flora-logo.png", 200),
+    ]
+    assert first["smoke"]["checked"][0]["sha256"] == first["build"]["index"]["sha256"]
 
     # A rebuild without a source change: fresh files, nothing uploaded, nothing invalidated, changed=0.
     built_at = (dist / "index.html").stat().st_mtime_ns
@@ -363,7 +371,11 @@ def test_bad_input_fails_before_any_upload(aws, run_playbook, tmp_path, case):
     s3 = localaws.boto3_client("s3", aws)
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert invalidations(aws, distribution_id) == []
-    assert "Publish the build to the bucket" not in run.output
+    if case == "unknown bucket":
+        # s3_publish checks the bucket itself: its listing fails before anything is written, or created.
+        assert "flora-no-such-bucket" not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    else:
+        assert "Publish the build to the bucket" not in run.output
     if case == "secret in the build env":
         assert not (tmp_path / "flora-app" / "apps" / "frontend" / ".env").exists()
         assert not (tmp_path / "flora-app" / "node_modules").exists()
@@ -379,7 +391,7 @@ def test_check_mode_changes_nothing(aws, run_playbook, tmp_path):
     predicted, output = publish(run_playbook, tmp_path, variables, "--check")
     assert predicted["publish"]["uploaded"] == 6 and predicted["publish"]["changed"] is True
     assert predicted["invalidation"]["changed"] is True and predicted["invalidation"]["invalidation_id"] is None
-    assert "Read index.html back from" not in output
+    assert predicted["smoke"] is None and "Read index.html and every file it references back" not in output
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert invalidations(aws, distribution_id) == []
 
@@ -408,7 +420,8 @@ def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook,
         frontend_publish_smoke_delay=0,
     )
     result, output = publish(run_playbook, tmp_path, variables)
-    assert f"Read index.html back from {aws}/{BUCKET}/shop" in output
+    assert f"Read index.html and every file it references back from {aws}/{BUCKET}/shop" in output
+    assert result["smoke"]["checked"][0]["url"] == f"{aws}/{BUCKET}/shop/index.html"
     assert result["publish"]["changed_keys"][-1] == "shop/index.html"
 
     # Someone rewrites a stylesheet's headers in place: same content and ETag, so nothing is uploaded,
@@ -434,8 +447,7 @@ def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook,
     s3.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
     run = run_playbook(PUBLISH, {**variables, "frontend_publish_site_url": f"{aws}/{other}"})
     assert run.rc == 2, run
-    assert f"{aws}/{other}/index.html answered" in run.output
-    assert "expected the index.html just published" in " ".join(run.output.split())
+    assert f"the index.html just published: {aws}/{other}/index.html answered" in run.output
 
 
 def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(aws, run_playbook, tmp_path):
