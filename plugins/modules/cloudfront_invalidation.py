@@ -193,6 +193,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.cloudfront_invalidati
     find_distribution_id,
     invalidation_diff,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 
 DISTRIBUTION_SELECTORS = ["distribution_id", "alias", "comment_contains"]
 
@@ -250,7 +251,7 @@ def main() -> None:
     output = result.as_module_result()
     if module._diff:
         output["diff"] = invalidation_diff(result)
-    module.exit_json(**output)
+    exit_json_without_final_collection(module, **output)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import 
     read_ledger_for_module,
     take_lock_for_module,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import last_good
 from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
@@ -282,7 +283,7 @@ def main():
         lock_released=False,
     )
     if lock_holder or not result["linked"]:
-        module.exit_json(**result)
+        exit_json_without_final_collection(module, **result)
 
     if holds_lock:
         # From here on a failure does not leave the lock behind: the play that took it stops at this task.
@@ -319,7 +320,7 @@ def main():
         )
     if result["unchanged"] and params["release_lock_if_unchanged"] and holds_lock:
         result["lock_released"] = release_lock(params["lock"], params["lock_owner"])
-    module.exit_json(**result)
+    exit_json_without_final_collection(module, **result)
 
 
 if __name__ == "__main__":

@@ -287,6 +287,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
     PublishError,
@@ -387,7 +388,7 @@ def main():
             module.fail_json_aws(e, msg=f"Failed to publish {params['src']} to {location}")
         except PublishError as e:
             module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    exit_json_without_final_collection(module, **result)
 
 
 if __name__ == "__main__":

@@ -216,6 +216,7 @@ backup_file:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
     ENV_FILE_REQUIRED_ONE_OF,
@@ -233,7 +234,7 @@ def main():
         check_boto3=False,
     )
     check_sdk(module)
-    module.exit_json(**render_env_from_ssm(module, module.params))
+    exit_json_without_final_collection(module, **render_env_from_ssm(module, module.params))
 
 
 if __name__ == "__main__":
