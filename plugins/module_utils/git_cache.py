@@ -1,42 +1,127 @@
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host's bare clone of the app's repository: every branch and tag, fetched before each redeploy."""
+"""The host's bare clone of the app's repository: every branch and tag, fetched before each redeploy.
+
+The fetch waits on the network (a TLS handshake and the ref advertisement of the app's git host), so it can run
+in the background while the caller reads Parameter Store: start_fetch() starts it, PendingFetch.result() waits
+for it and resolves the ref, and PendingFetch.cancel() stops it on a failure, before the deploy lock is released.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import typing as t
 
 # run(argv) -> (rc, stdout, stderr), running git as the owner of the cache.
 Run = t.Callable[[t.Sequence[str]], "tuple[int, str, str]"]
+# start(argv) -> a running subprocess.Popen with text stdout and stderr pipes, as the owner of the cache.
+Start = t.Callable[[t.Sequence[str]], subprocess.Popen]
+
+REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 
 
 class GitCacheError(Exception):
     pass
 
 
-def _last_line(text: str) -> str:
+def _git_error(text: str) -> str:
+    """git's errors: from its first "fatal:" or "error:" line to the blank line before its advice ("Please make
+    sure you have the correct access rights..."), the lines that continue an error joined to it; else its last
+    line."""
+    errors: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line.startswith(("fatal:", "error:")):
+            errors.append(line)
+        elif errors and not line:
+            break
+        elif errors:
+            errors[-1] += " " + line
+    if errors:
+        return "; ".join(errors)
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    return lines[-1].strip() if lines else "no error output"
 
 
-def fetch_and_resolve(run: Run, repo: str, url: str, ref: str) -> tuple[str | None, bool]:
-    """Clone the cache if it is missing, fetch every branch and tag, and resolve ``ref`` to a commit.
+def background_starter(prefix: t.Sequence[str], environ_update: dict[str, str]) -> Start:
+    """start(argv) running ``prefix + argv`` in a process group of its own, so cancel() can stop all of it
+    (runuser, git and git's own helpers)."""
 
-    Returns the commit (None for a ref with no branch, tag or commit of that name) and whether the cache was
-    cloned. Raises GitCacheError when git cannot clone or fetch.
+    def start(argv: t.Sequence[str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*prefix, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, **environ_update),
+            text=True,
+            errors="surrogateescape",
+            start_new_session=True,
+        )
+
+    return start
+
+
+class PendingFetch:
+    """A fetch of the cache that may still be running; result() waits for it, cancel() stops it."""
+
+    def __init__(self, run: Run, process: subprocess.Popen, repo: str, url: str, ref: str, cloned: bool):
+        self._run = run
+        self._process = process
+        self._repo = repo
+        self._url = url
+        self._ref = ref
+        self._cloned = cloned
+
+    def result(self) -> tuple[str | None, bool]:
+        """The commit ``ref`` names (None when no branch, tag or commit has that name) and whether the cache
+        was cloned. Raises GitCacheError when the fetch failed."""
+        if self._process is not None:
+            process, self._process = self._process, None
+            _out, err = process.communicate()
+            if process.returncode != 0:
+                raise GitCacheError(f"Cannot fetch {self._url} into {self._repo}: {_git_error(err)}")
+        rc, out, _err = self._run(
+            [
+                "git",
+                f"--git-dir={self._repo}",
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{self._ref}^{{commit}}",
+            ]
+        )
+        return (out.strip() if rc == 0 and out.strip() else None), self._cloned
+
+    def cancel(self) -> None:
+        """Stop a fetch still running and wait for it: git leaves the cache as it was (it updates refs last)."""
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.communicate()
+
+
+def start_fetch(run: Run, start: Start, repo: str, url: str, ref: str) -> PendingFetch:
+    """Clone the cache if it is missing (waiting for that), then start fetching every branch and tag into it.
+
+    Raises GitCacheError when git cannot clone, or cannot be started.
     """
     cloned = False
     if not os.path.exists(os.path.join(repo, "HEAD")):
         rc, _out, err = run(["git", "clone", "--bare", "--quiet", "--", url, repo])
         if rc != 0:
-            raise GitCacheError(f"Cannot clone {url} into {repo}: {_last_line(err)}")
+            raise GitCacheError(f"Cannot clone {url} into {repo}: {_git_error(err)}")
         cloned = True
-    refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-    rc, _out, err = run(["git", f"--git-dir={repo}", "fetch", "--prune", "--quiet", "--", url, *refspecs])
-    if rc != 0:
-        raise GitCacheError(f"Cannot fetch {url} into {repo}: {_last_line(err)}")
-    rc, out, _err = run(
-        ["git", f"--git-dir={repo}", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"]
-    )
-    return (out.strip() if rc == 0 and out.strip() else None), cloned
+    try:
+        process = start(["git", f"--git-dir={repo}", "fetch", "--prune", "--quiet", "--", url, *REFSPECS])
+    except OSError as e:
+        raise GitCacheError(f"Cannot fetch {url} into {repo}: {e}") from e
+    return PendingFetch(run, process, repo, url, ref, cloned)

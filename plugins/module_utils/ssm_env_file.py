@@ -10,6 +10,7 @@ import grp
 import hashlib
 import os
 import pwd
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -170,11 +171,13 @@ def attributes_differ(dest: str, mode: int, uid: int, gid: int) -> bool:
     return (stat.st_mode & 0o7777) != mode or (uid != -1 and stat.st_uid != uid) or (gid != -1 and stat.st_gid != gid)
 
 
-def render_env_from_ssm(module, options: dict) -> dict[str, Any]:
+def render_env_from_ssm(module, options: dict, before_write: Callable[[], None] | None = None) -> dict[str, Any]:
     """Read the parameters, render the file and write it when it changes (not in check mode).
 
     options holds ENV_FILE_ARGUMENT_SPEC's values. Returns ssm_env's result: changed, the keys (never the
     values) and, in diff mode, the diff with masked values. Fails the module on any problem, before writing.
+    before_write, when given, is called once everything is read and rendered, before the file is written (in
+    check mode too); a failure in it leaves the file as it was.
     """
     dest = options["dest"]
     mode = parse_mode(module, options["mode"])
@@ -222,6 +225,8 @@ def render_env_from_ssm(module, options: dict) -> dict[str, Any]:
             before=masked_listing(before),
             after=masked_listing(values, {key: "changed" for key in changed_keys}),
         )
+    if before_write is not None:
+        before_write()
     if changed and not module.check_mode:
         if content_changed:
             if options["backup"] and existing is not None:

@@ -18,7 +18,8 @@ description:
     a link (a host that was never deployed), stops there and returns an empty RV(linked).
   - With O(ref), fetches every branch and tag into the bare clone O(repo) (cloning O(repo_url) first when there is
     none), as O(git_user), and resolves O(ref) to a commit. An unknown ref fails the task.
-  - With O(env), renders the env file from Parameter Store with the options of M(flora.deploy.ssm_env).
+  - With O(env), renders the env file from Parameter Store with the options of M(flora.deploy.ssm_env). The fetch
+    runs meanwhile, and the file is written only once O(ref) is resolved.
   - With neither, it takes the lock and reads, for a rollback.
   - With O(release_lock_if_unchanged), releases the lock again when there is nothing to deploy (RV(unchanged)),
     that is when the commit is live, the ledger agrees, the env file did not change, and the app was reloaded
@@ -187,6 +188,7 @@ lock_released:
   type: bool
 """
 
+import atexit
 import os
 import pwd
 
@@ -194,7 +196,11 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock
-from ansible_collections.flora.deploy.plugins.module_utils.git_cache import GitCacheError, fetch_and_resolve
+from ansible_collections.flora.deploy.plugins.module_utils.git_cache import (
+    GitCacheError,
+    background_starter,
+    start_fetch,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import (
     link_target_name,
     read_ledger_for_module,
@@ -220,8 +226,8 @@ def env_options(module):
     return validated.validated_parameters
 
 
-def git_runner(module, user):
-    """run(argv) for git as ``user``."""
+def git_runners(module, user):
+    """run(argv) and start(argv) for git as ``user``: one waits for git, the other leaves it running."""
     prefix = []
     if user:
         try:
@@ -232,7 +238,11 @@ def git_runner(module, user):
             if os.geteuid() != 0:
                 module.fail_json(msg=f"git_user {user!r} needs the module to run as root (become)")
             prefix = ["runuser", "-u", user, "--"]
-    return lambda argv: module.run_command(prefix + list(argv), environ_update={"GIT_TERMINAL_PROMPT": "0"})
+    environ_update = {"GIT_TERMINAL_PROMPT": "0"}
+    return (
+        lambda argv: module.run_command(prefix + list(argv), environ_update=environ_update),
+        background_starter(prefix, environ_update),
+    )
 
 
 def main():
@@ -262,7 +272,7 @@ def main():
     env = env_options(module) if params["env"] is not None else None
     if env is not None:
         check_sdk(module)
-    run_git = git_runner(module, params["git_user"])
+    run_git, start_git = git_runners(module, params["git_user"])
 
     lock_holder = ""
     if not module.check_mode:
@@ -285,19 +295,24 @@ def main():
     if lock_holder or not result["linked"]:
         exit_json_without_final_collection(module, **result)
 
-    if holds_lock:
-        # From here on a failure does not leave the lock behind: the play that took it stops at this task.
-        fail_json = module.fail_json
+    # The fetch runs while Parameter Store is read. A failure stops it, then releases the lock, so a failed task
+    # leaves neither a git process nor the lock behind (the play that took the lock stops at this task).
+    fetch = None
+    fail_json = module.fail_json
 
-        def release_then_fail(**kwargs):
+    def stop_then_fail(**kwargs):
+        if fetch is not None:
+            fetch.cancel()
+        if holds_lock:
             release_lock(params["lock"], params["lock_owner"])
-            fail_json(lock_released=True, **kwargs)
+            kwargs["lock_released"] = True
+        fail_json(**kwargs)
 
-        module.fail_json = release_then_fail
+    module.fail_json = stop_then_fail
 
-    if params["ref"] is not None:
+    def resolve_ref():
         try:
-            commit, cloned = fetch_and_resolve(run_git, params["repo"], params["repo_url"], params["ref"])
+            commit, cloned = fetch.result()
         except GitCacheError as e:
             module.fail_json(msg=str(e))
         if commit is None:
@@ -305,8 +320,17 @@ def main():
                 msg=f"Unknown git ref '{params['ref']}' in {params['repo_url']}: no branch, tag or commit has that name"
             )
         result.update(changed=cloned, commit=commit, cloned=cloned)
+
+    if params["ref"] is not None:
+        try:
+            fetch = start_fetch(run_git, start_git, params["repo"], params["repo_url"], params["ref"])
+        except GitCacheError as e:
+            module.fail_json(msg=str(e))
+        # Also stopped when the module ends on an unexpected error.
+        atexit.register(fetch.cancel)
     if env is not None:
-        rendered = render_env_from_ssm(module, env)
+        # The env file is written only once the ref is resolved: a failed fetch or an unknown ref changes nothing.
+        rendered = render_env_from_ssm(module, env, before_write=resolve_ref if fetch is not None else None)
         diff = rendered.pop("diff", None)
         if diff is not None:
             result["diff"] = diff
@@ -318,6 +342,8 @@ def main():
             and not rendered["changed"]
             and env_live
         )
+    elif fetch is not None:
+        resolve_ref()
     if result["unchanged"] and params["release_lock_if_unchanged"] and holds_lock:
         result["lock_released"] = release_lock(params["lock"], params["lock_owner"])
     exit_json_without_final_collection(module, **result)

@@ -4,6 +4,8 @@ Store, the ledger and the lock in a temporary app directory."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,72 @@ def test_a_failure_names_the_problem_and_leaves_no_lock(preflight, app, argument
     assert result["lock_released"]
     assert lock_owner(app["root"]) is None
     assert not (app["root"] / "shared" / "backend.env").exists()
+
+
+def test_a_failed_fetch_leaves_the_env_file_as_it_was(preflight, app, aws):
+    """The fetch runs while Parameter Store is read; the env file is written only once the ref is resolved."""
+    first = preflight()
+    env_file = app["root"] / "shared" / "backend.env"
+    before = env_file.read_text()
+    (app["root"] / ".deploy.lock" / "owner").unlink()
+    (app["root"] / ".deploy.lock").rmdir()
+    localaws.boto3_client("ssm", aws).put_parameter(
+        Name=f"{localaws.FLORA_PREFIX}/stripe_secret_key", Value="sk_test_rotated", Type="SecureString", Overwrite=True
+    )
+    moved = app["origin"].with_name("moved")
+    app["origin"].rename(moved)
+
+    result = preflight()
+    assert not first.get("failed") and result["failed"]
+    assert result["msg"].startswith(f"Cannot fetch {app['origin']} into {app['root'] / 'repo.git'}: fatal: ")
+    assert "does not appear to be a git repository" in result["msg"]
+    assert result["lock_released"] and lock_owner(app["root"]) is None
+    assert env_file.read_text() == before
+
+
+@pytest.fixture
+def silent_git_server():
+    """A git:// URL whose server accepts connections and never answers: a fetch from it waits forever."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                connection, _address = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"git://127.0.0.1:{listener.getsockname()[1]}/flora.git"
+    listener.close()
+    for connection in accepted:
+        connection.close()
+
+
+def processes_with(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in argv:
+            found.append(argv)
+    return found
+
+
+def test_a_parameter_store_failure_stops_a_fetch_still_running(preflight, app, silent_git_server):
+    preflight()
+    (app["root"] / ".deploy.lock" / "owner").unlink()
+    (app["root"] / ".deploy.lock").rmdir()
+
+    result = preflight(repo_url=silent_git_server, extra={"required_keys": ["NOT_IN_PARAMETER_STORE"]})
+    assert result["failed"] and "NOT_IN_PARAMETER_STORE" in result["msg"], result["msg"]
+    assert result["lock_released"] and lock_owner(app["root"]) is None
+    # The task did not wait for the fetch, and no git process was left behind fetching from the silent server.
+    assert processes_with(silent_git_server) == []
 
 
 def test_a_host_never_deployed_stops_after_reading(preflight, app):
