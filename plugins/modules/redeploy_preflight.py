@@ -136,6 +136,12 @@ lock_holder:
   description: Who holds the lock when another run does (nothing else was done); empty when this call took it.
   returned: always
   type: str
+lock_owner:
+  description:
+    - The O(lock_owner) this call took the lock for, or would have. Later calls that release the lock, or
+      record a release under it, name the same owner.
+  returned: always
+  type: str
 current:
   description: The commit the ledger records as live.
   returned: always
@@ -285,6 +291,7 @@ def main():
     result = dict(
         changed=False,
         lock_holder=lock_holder,
+        lock_owner=params["lock_owner"],
         current=ledger.get("current"),
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],

@@ -84,6 +84,8 @@ def test_check_mode_then_lock_fetch_and_env_then_nothing_to_do(preflight, app):
     first = preflight(release_lock_if_unchanged=True)
     assert first["changed"] and first["env"]["changed"] and first["env"]["count"] == 31
     assert first["lock_holder"] == "" and lock_owner(root) == "test:1:1"
+    # The owner it took the lock for, which the tasks after it name to release the lock.
+    assert first["lock_owner"] == "test:1:1"
     assert first["linked"] == first["commit"] == app["head"]
     # The ledger does not record the commit yet: a switch that was never confirmed is not "nothing to do".
     assert first["current"] is None and not first["unchanged"] and not first["lock_released"]
@@ -146,6 +148,7 @@ def test_lock_held_by_another_run(preflight, app):
     (lock / "owner").write_text("other:2:2\n")
     result = preflight(release_lock_if_unchanged=True)
     assert result["lock_holder"] == "other:2:2"
+    assert result["lock_owner"] == "test:1:1"
     assert "commit" not in result and "env" not in result
     assert not (app["root"] / "repo.git").exists()
     assert not (app["root"] / "shared" / "backend.env").exists()
