@@ -19,21 +19,7 @@ class ExitingModule:
         raise SystemExit(0)
 
 
-@pytest.fixture
-def unfrozen():
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-
-
-class Node:
-    """An object in a reference cycle: only the cyclic collector frees it."""
-
-    def __init__(self):
-        self.itself = self
-
-
-def test_exits_with_the_result_once_the_collector_has_set_every_object_aside(unfrozen):
+def test_exits_with_the_result_once_the_collector_has_set_every_object_aside(new_cycle):
     module = ExitingModule()
 
     with pytest.raises(SystemExit) as exited:
@@ -45,8 +31,8 @@ def test_exits_with_the_result_once_the_collector_has_set_every_object_aside(unf
     assert frozen > 0
 
 
-def test_objects_alive_at_the_exit_are_left_to_the_process_end(unfrozen):
-    node = Node()
+def test_objects_alive_at_the_exit_are_left_to_the_process_end(new_cycle):
+    node = new_cycle()
     alive = weakref.ref(node)
 
     with pytest.raises(SystemExit):
@@ -57,8 +43,8 @@ def test_objects_alive_at_the_exit_are_left_to_the_process_end(unfrozen):
     assert alive() is not None
 
 
-def test_without_it_a_collection_frees_them(unfrozen):
-    node = Node()
+def test_without_it_a_collection_frees_them(new_cycle):
+    node = new_cycle()
     alive = weakref.ref(node)
     del node
     gc.collect()
