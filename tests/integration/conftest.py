@@ -40,6 +40,17 @@ class PlaybookResult:
         return f"PlaybookResult(rc={self.rc})\n{self.output}"
 
 
+# A play that reaches no host: one task on the controller, which prints "the play ran".
+CONTROLLER_PLAY = [
+    {
+        "name": "A play on the controller",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [{"name": "Say something", "ansible.builtin.debug": {"msg": "the play ran"}}],
+    }
+]
+
+
 def playbook_environment(endpoint: str, tmp_path: Path) -> dict:
     """What ansible-playbook runs with in these tests: this checkout as flora.deploy, the local AWS."""
     env = dict(os.environ)

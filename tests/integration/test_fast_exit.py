@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import REPO, playbook_environment
+from tests.integration.conftest import CONTROLLER_PLAY, REPO, playbook_environment
 
 WRAPPER = """
 import atexit, gc, os, sys
@@ -22,19 +22,10 @@ sys.argv[0] = "ansible-playbook"
 main()
 """
 
-PLAY = [
-    {
-        "name": "A play on the controller",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [{"name": "Say something", "ansible.builtin.debug": {"msg": "the play ran"}}],
-    }
-]
-
 
 def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     playbook = tmp_path / "play.yml"
-    playbook.write_text(json.dumps(PLAY))
+    playbook.write_text(json.dumps(CONTROLLER_PLAY))
     full_env = playbook_environment("http://127.0.0.1:9", tmp_path)
     full_env.update(env)
     cmd = [sys.executable, "-c", WRAPPER, "-i", str(REPO / "inventory" / "localhost.yml"), str(playbook), "-vvvv"]

@@ -11,21 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import REPO, playbook_environment
-
-PLAY = [
-    {
-        "name": "A play on the controller",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [{"name": "Say something", "ansible.builtin.debug": {"msg": "the play ran"}}],
-    }
-]
+from tests.integration.conftest import CONTROLLER_PLAY, REPO, playbook_environment
 
 
 def test_a_run_writes_nothing_to_stderr(tmp_path: Path):
     playbook = tmp_path / "play.yml"
-    playbook.write_text(json.dumps(PLAY))
+    playbook.write_text(json.dumps(CONTROLLER_PLAY))
     proc = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-playbook"),
