@@ -44,7 +44,8 @@ BACKEND_DEV_DEPENDENCIES = {
     "@types/morgan": "^1.9.9",
     "@types/multer": "^1.4.12",
     "@types/nodemailer": "^6.4.15",
-    "prisma": "^6.0.0",
+    # Not "prisma": the fixture's stand-in for its CLI (tools/prisma) applies the migrations, as Prisma's engines
+    # download from a host the test machines cannot reach.
     "tsx": "^4.19.0",
 }
 FRONTEND_DEPENDENCIES = {

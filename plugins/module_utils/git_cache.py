@@ -1,7 +1,8 @@
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host's bare clone of the app's repository: every branch and tag, fetched before each redeploy.
+"""The host's bare clone of the app's repository: every branch and tag, fetched before each release is built.
 
+flora.deploy.git_cache (the bootstrap) and flora.deploy.redeploy_preflight (a redeploy) fetch it with this.
 The fetch waits on the network (a TLS handshake and the ref advertisement of the app's git host), so it can run
 in the background while the caller reads Parameter Store: start_fetch() starts it, PendingFetch.result() waits
 for it and resolves the ref, and PendingFetch.cancel() stops it on a failure, before the deploy lock is released.
@@ -10,6 +11,7 @@ for it and resolves the ref, and PendingFetch.cancel() stops it on a failure, be
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import typing as t
@@ -75,9 +77,9 @@ class PendingFetch:
         self._ref = ref
         self._cloned = cloned
 
-    def result(self) -> tuple[str | None, bool]:
-        """The commit ``ref`` names (None when no branch, tag or commit has that name) and whether the cache
-        was cloned. Raises GitCacheError when the fetch failed."""
+    def result(self) -> tuple[str, bool]:
+        """The commit ``ref`` names and whether the cache was cloned. Raises GitCacheError when the fetch failed or
+        no branch, tag or commit has that name."""
         if self._process is not None:
             process, self._process = self._process, None
             _out, err = process.communicate()
@@ -94,7 +96,9 @@ class PendingFetch:
                 f"{self._ref}^{{commit}}",
             ]
         )
-        return (out.strip() if rc == 0 and out.strip() else None), self._cloned
+        if rc != 0 or not out.strip():
+            raise GitCacheError(f"Unknown git ref '{self._ref}' in {self._url}: no branch, tag or commit has that name")
+        return out.strip(), self._cloned
 
     def cancel(self) -> None:
         """Stop a fetch still running and wait for it: git leaves the cache as it was (it updates refs last)."""
@@ -125,3 +129,23 @@ def start_fetch(run: Run, start: Start, repo: str, url: str, ref: str) -> Pendin
     except OSError as e:
         raise GitCacheError(f"Cannot fetch {url} into {repo}: {e}") from e
     return PendingFetch(run, process, repo, url, ref, cloned)
+
+
+def git_runners(module, user: str | None) -> tuple[Run, Start]:
+    """run(argv) and start(argv) for git as ``user`` (the module's user when None): one waits for git, the other
+    leaves it running. Git never prompts for credentials."""
+    prefix: list[str] = []
+    if user:
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            module.fail_json(msg=f"git_user {user!r} does not exist on this host")
+        if uid != os.geteuid():
+            if os.geteuid() != 0:
+                module.fail_json(msg=f"git_user {user!r} needs the module to run as root (become)")
+            prefix = ["runuser", "-u", user, "--"]
+    environ_update = {"GIT_TERMINAL_PROMPT": "0"}
+    return (
+        lambda argv: module.run_command(prefix + list(argv), environ_update=environ_update),
+        background_starter(prefix, environ_update),
+    )

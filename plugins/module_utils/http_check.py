@@ -3,7 +3,8 @@
 
 """Read URLs in parallel and compare what they answer with what was expected (status, headers, content hash).
 
-Failing URLs can be read again a number of times, for a service that is still starting.
+Failing URLs can be read again a number of times, for a service that is still starting. Used by
+flora.deploy.http_check and by flora.deploy.release_activate's health and smoke checks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.urls import open_url
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,29 @@ def describe_failure(expected: Expectation, seen: Observation) -> str | None:
 
 
 Fetch = t.Callable[[Expectation], "tuple[int, t.Mapping[str, str], bytes]"]
+
+
+def open_url_fetch(timeout: float, validate_certs: bool = True, agent: str = "flora.deploy.http_check") -> Fetch:
+    """A Fetch with Ansible's open_url. A redirect is an answer to report, not one to follow."""
+
+    def fetch(expected: Expectation) -> tuple[int, t.Mapping[str, str], bytes]:
+        try:
+            response = open_url(
+                expected.url,
+                method=expected.method,
+                data=expected.body,
+                headers=dict(expected.headers),
+                timeout=timeout,
+                validate_certs=validate_certs,
+                follow_redirects="none",
+                http_agent=agent,
+            )
+        except HTTPError as e:
+            return e.code, dict(e.headers or {}), e.read() if hasattr(e, "read") else b""
+        with response:
+            return response.status, dict(response.headers), response.read()
+
+    return fetch
 
 
 def observe(fetch: Fetch, expected: Expectation) -> Observation:

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ansible_collections.flora.deploy.plugins.module_utils.release_deps import MARKER as DEPS_MARKER
+
 STATUSES = ("built", "live", "previous", "failed", "pruned")
 LEDGER_VERSION = 1
 
@@ -141,11 +143,6 @@ def set_aside_dirs(releases_dir: str) -> list[str]:
     return sorted(
         os.path.join(releases_dir, name) for name in os.listdir(releases_dir) if name.startswith(PRUNED_PREFIX)
     )
-
-
-# The marker of a shared install (roles/backend_release/files/release_helper.py); "store" names the link, relative to
-# a release directory, that points at the shared virtual store "<deps_dir>/<key>/.pnpm".
-DEPS_MARKER = ".flora-deps"
 
 
 def deps_store_link(deps_path: str) -> str | None:

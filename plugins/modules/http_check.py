@@ -163,10 +163,8 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-from ansible.module_utils.urls import open_url
 
-from ansible_collections.flora.deploy.plugins.module_utils.http_check import Expectation, check_until
+from ansible_collections.flora.deploy.plugins.module_utils.http_check import Expectation, check_until, open_url_fetch
 
 
 def main():
@@ -202,23 +200,7 @@ def main():
     if params["retries"] < 0 or params["delay"] < 0:
         module.fail_json(msg="retries and delay must not be negative")
 
-    def fetch(expected):
-        try:
-            response = open_url(
-                expected.url,
-                method=expected.method,
-                data=expected.body,
-                headers=dict(expected.headers),
-                timeout=params["timeout"],
-                validate_certs=params["validate_certs"],
-                follow_redirects="none",
-                http_agent="flora.deploy.http_check",
-            )
-        except HTTPError as e:
-            return e.code, dict(e.headers or {}), e.read() if hasattr(e, "read") else b""
-        with response:
-            return response.status, dict(response.headers), response.read()
-
+    fetch = open_url_fetch(params["timeout"], params["validate_certs"])
     expectations = [
         Expectation(
             url=item["url"],

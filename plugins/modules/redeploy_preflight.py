@@ -196,7 +196,6 @@ lock_released:
 
 import atexit
 import os
-import pwd
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -204,7 +203,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock
 from ansible_collections.flora.deploy.plugins.module_utils.git_cache import (
     GitCacheError,
-    background_starter,
+    git_runners,
     start_fetch,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import (
@@ -213,7 +212,15 @@ from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import 
     take_lock_for_module,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
+from ansible_collections.flora.deploy.plugins.module_utils.redeploy_decision import (
+    DecisionError,
+    HostState,
+    changed_migrations,
+    plan_redeploy,
+    plan_rollback,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import last_good
+from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import is_built
 from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
     ENV_FILE_REQUIRED_ONE_OF,
@@ -232,23 +239,24 @@ def env_options(module):
     return validated.validated_parameters
 
 
-def git_runners(module, user):
-    """run(argv) and start(argv) for git as ``user``: one waits for git, the other leaves it running."""
-    prefix = []
-    if user:
-        try:
-            uid = pwd.getpwnam(user).pw_uid
-        except KeyError:
-            module.fail_json(msg=f"git_user {user!r} does not exist on this host")
-        if uid != os.geteuid():
-            if os.geteuid() != 0:
-                module.fail_json(msg=f"git_user {user!r} needs the module to run as root (become)")
-            prefix = ["runuser", "-u", user, "--"]
-    environ_update = {"GIT_TERMINAL_PROMPT": "0"}
-    return (
-        lambda argv: module.run_command(prefix + list(argv), environ_update=environ_update),
-        background_starter(prefix, environ_update),
+def built_releases(releases_dir: str) -> frozenset[str]:
+    """The release directories that are built (their marker exists)."""
+    try:
+        names = os.listdir(releases_dir)
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(name for name in names if not name.startswith(".") and is_built(os.path.join(releases_dir, name)))
+
+
+def migrations_changed(module, run_git, live: str, target: str) -> list[str] | None:
+    """The migration files the target changes since the live commit; None when git cannot tell."""
+    patterns = module.params["migration_paths"]
+    if patterns is None:
+        return None
+    rc, out, _err = run_git(
+        ["git", f"--git-dir={module.params['repo']}", "diff", "--name-status", "-z", "-M", live, target, "--"]
     )
+    return changed_migrations(out, patterns) if rc == 0 else None
 
 
 def main():
@@ -256,29 +264,35 @@ def main():
         argument_spec=dict(
             ledger=dict(type="path", required=True),
             current_link=dict(type="path", required=True),
+            releases_dir=dict(type="path"),
             lock=dict(type="path", required=True),
             lock_owner=dict(type="str", required=True),
             lock_timeout=dict(type="int", default=0),
             lock_lease=dict(type="int", default=1800),
             lock_takeover_from=dict(type="str"),
             release_lock_if_unchanged=dict(type="bool", default=False),
+            action=dict(type="str", choices=["deploy", "rollback"], default="deploy"),
+            rollback_to=dict(type="str"),
             repo=dict(type="path"),
             repo_url=dict(type="str"),
             ref=dict(type="str"),
             git_user=dict(type="str"),
+            migrate=dict(type="bool", default=True),
+            migration_paths=dict(type="list", elements="str"),
             env=dict(type="dict"),
         ),
         required_by={"ref": ["repo", "repo_url"]},
-        required_if=[["release_lock_if_unchanged", True, ["ref", "env"]]],
         supports_check_mode=True,
         # The host's boto3 is checked against what these calls need (check_sdk), not amazon.aws's minimum.
         check_boto3=False,
     )
     params = module.params
-    env = env_options(module) if params["env"] is not None else None
+    deploying = params["action"] == "deploy"
+    env = env_options(module) if params["env"] is not None and deploying else None
     if env is not None:
         check_sdk(module)
     run_git, start_git = git_runners(module, params["git_user"])
+    releases_dir = params["releases_dir"] or os.path.join(os.path.dirname(params["current_link"]), "releases")
 
     lock_holder = ""
     if not module.check_mode:
@@ -296,10 +310,13 @@ def main():
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],
         linked=link_target_name(params["current_link"]),
+        checkout=os.path.isdir(os.path.join(os.path.dirname(params["current_link"]), ".git")),
         unchanged=False,
         lock_released=False,
     )
     if lock_holder or not result["linked"]:
+        if holds_lock and not result["linked"]:
+            result["lock_released"] = release_lock(params["lock"], params["lock_owner"])
         exit_json_without_final_collection(module, **result)
 
     # The fetch runs while Parameter Store is read. A failure stops it, then releases the lock, so a failed task
@@ -322,35 +339,50 @@ def main():
             commit, cloned = fetch.result()
         except GitCacheError as e:
             module.fail_json(msg=str(e))
-        if commit is None:
-            module.fail_json(
-                msg=f"Unknown git ref '{params['ref']}' in {params['repo_url']}: no branch, tag or commit has that name"
-            )
         result.update(changed=cloned, commit=commit, cloned=cloned)
 
-    if params["ref"] is not None:
+    if params["ref"] is not None and deploying:
         try:
             fetch = start_fetch(run_git, start_git, params["repo"], params["repo_url"], params["ref"])
         except GitCacheError as e:
             module.fail_json(msg=str(e))
         # Also stopped when the module ends on an unexpected error.
         atexit.register(fetch.cancel)
+    env_changed, env_live = False, True
     if env is not None:
         # The env file is written only once the ref is resolved: a failed fetch or an unknown ref changes nothing.
         rendered = render_env_from_ssm(module, env, before_write=resolve_ref if fetch is not None else None)
         diff = rendered.pop("diff", None)
         if diff is not None:
             result["diff"] = diff
-        env_live = recorded_env in (None, rendered["checksum"])
+        env_changed, env_live = rendered["changed"], recorded_env in (None, rendered["checksum"])
         result.update(changed=result["changed"] or rendered["changed"], env=rendered, env_live=env_live)
-        result["unchanged"] = (
-            params["ref"] is not None
-            and result["linked"] == result["commit"] == result["current"]
-            and not rendered["changed"]
-            and env_live
-        )
     elif fetch is not None:
         resolve_ref()
+
+    host = HostState(
+        linked=result["linked"],
+        current=result["current"],
+        last_good=result["last_good"],
+        built=built_releases(releases_dir),
+    )
+    plan = None
+    if not deploying:
+        try:
+            plan = plan_rollback(params["rollback_to"], host, releases_dir)
+        except DecisionError as e:
+            module.fail_json(msg=str(e))
+        result["commit"] = plan.commit
+    elif "commit" in result:
+        migrations = None
+        if result["linked"] != result["commit"] and params["migrate"]:
+            migrations = migrations_changed(module, run_git, result["linked"], result["commit"])
+        plan = plan_redeploy(
+            result["commit"], params["ref"], host, env_changed, env_live, migrations, params["migrate"]
+        )
+    if plan is not None:
+        result["plan"] = plan.as_dict()
+        result["unchanged"] = plan.action == "none"
     if result["unchanged"] and params["release_lock_if_unchanged"] and holds_lock:
         result["lock_released"] = release_lock(params["lock"], params["lock_owner"])
     exit_json_without_final_collection(module, **result)

@@ -205,15 +205,29 @@ pruned_deps:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.flora.deploy.plugins.module_utils.ledger_update import (
-    ARGUMENT_SPEC,
-    MODULE_OPTIONS,
+    LEDGER_OPTIONS,
+    LEDGER_REQUIRED_BY,
+    LEDGER_REQUIRED_TOGETHER,
+    LOCK_OPTIONS,
+    LedgerUpdateError,
     update_ledger,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **MODULE_OPTIONS)
-    update_ledger(module)
+    module = AnsibleModule(
+        argument_spec=dict(LEDGER_OPTIONS, **LOCK_OPTIONS),
+        required_together=LEDGER_REQUIRED_TOGETHER,
+        required_by=dict(LEDGER_REQUIRED_BY, lock="lock_owner", lock_takeover_from="lock"),
+        required_if=[["lock_release", True, ["lock"]]],
+        mutually_exclusive=[["lock_release", "lock_takeover_from"]],
+        supports_check_mode=True,
+    )
+    try:
+        result = update_ledger(module, module.params)
+    except LedgerUpdateError as e:
+        module.fail_json(msg=str(e), **e.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

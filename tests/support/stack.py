@@ -123,6 +123,8 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
                 "app_env_db_host": "127.0.0.1",
                 "app_env_db_port": pg_port,
                 "app_env_site_url": "https://flora.example",
+                # The test database starts empty, as a first bootstrap's does.
+                "ec2_bootstrap_seed": True,
                 "nodejs_install_method": "binary",
                 # The test network inspects TLS; the image carries the host's CA bundle.
                 "nodejs_npm_cafile": "/etc/ssl/certs/ca-certificates.crt",

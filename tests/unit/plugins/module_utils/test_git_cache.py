@@ -79,12 +79,17 @@ def test_an_existing_cache_is_fetched_in_the_background(tmp_path, origin):
 def test_a_ref_that_looks_like_an_option_is_still_a_ref(tmp_path, origin):
     cache = str(tmp_path / "repo.git")
     fetch = start_fetch(run, background_starter([], GIT_ENV), cache, str(origin), "--all")
-    assert fetch.result() == (None, True)
+    with pytest.raises(GitCacheError, match=f"^Unknown git ref '--all' in {origin}: no branch, tag or commit"):
+        fetch.result()
 
 
-def test_an_unknown_ref_resolves_to_none(tmp_path, origin):
+def test_an_unknown_ref_is_an_error_naming_it(tmp_path, origin):
     cache = str(tmp_path / "repo.git")
-    assert start_fetch(run, background_starter([], GIT_ENV), cache, str(origin), "nope").result() == (None, True)
+    fetch = start_fetch(run, background_starter([], GIT_ENV), cache, str(origin), "nope")
+    with pytest.raises(GitCacheError, match=f"^Unknown git ref 'nope' in {origin}: no branch, tag or commit has"):
+        fetch.result()
+    # The cache was cloned all the same, and a known ref resolves from it.
+    assert start_fetch(run, background_starter([], GIT_ENV), cache, str(origin), "main").result()[1] is False
 
 
 def test_a_clone_failure_names_the_last_error_line(tmp_path):

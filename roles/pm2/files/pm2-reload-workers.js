@@ -1,20 +1,22 @@
 // Reload all of an app's PM2 cluster workers at once, then print the directory each online worker runs in.
+// Installed by flora.deploy.pm2; run on the host by flora.deploy.release_activate.
 //
-//   node reload_workers.js <pm2 module directory> <app name> reload|list [batch]
+//   node pm2-reload-workers.js <pm2 module directory> <app name> reload|list [batch]
 //
 // `pm2 reload` replaces two or fewer workers one after the other (lib/API.js caps its concurrency at 1 for
 // them), so a reload takes twice the app's start-up and shutdown. Here each worker gets its own reload, all at
-// once: PM2 still starts each replacement, waits for its "ready" (wait_ready) and only then stops the old
-// worker, so every worker keeps serving until its successor does. The ids are passed as numbers: PM2 matches
-// the ready message against the id with ===, and the CLI's `pm2 reload 0` passes a string and so waits
-// listen_timeout instead. A batch above 0 replaces that many workers at a time, for hosts short of memory.
+// once: PM2 still starts each replacement, waits until it is ready (it listens; or, with wait_ready, it sent
+// "ready") and only then stops the old worker, so every worker keeps serving until its successor does. The ids
+// are passed as numbers: PM2 matches the ready message against the id with ===, and the CLI's `pm2 reload 0`
+// passes a string and so waits listen_timeout instead. A batch above 0 replaces that many workers at a time, for
+// hosts short of memory.
 //
 // Mode reload is done once every replacement is ready: it writes "reloaded" and the workers' directories to
-// file descriptor 3 and closes it ("failed <exit code>" when it fails). It then stays connected until PM2 has
-// stopped the old workers, which finish their requests meanwhile. Whoever starts it reads descriptor 3 to its
-// end and need not wait any longer; a lock it hands down (reload.yml's flock) is held until the old workers are
-// gone, because a reload that starts before PM2 is done with the old workers of the previous one makes PM2
-// lose track of workers.
+// its standard output and closes it ("failed <exit code>" when it fails). It then stays connected until PM2 has
+// stopped the old workers, which finish their requests meanwhile. Whoever starts it reads its output to the
+// end and need not wait any longer; a lock it hands down (release_activate's reload lock) is held until the old
+// workers are gone, because a reload that starts before PM2 is done with the old workers of the previous one
+// makes PM2 lose track of workers.
 // Exit 3: the app does not run as online cluster workers, or no PM2 daemon runs (this script never starts
 // one: it would inherit the descriptors); start or reload it from its ecosystem file instead.
 "use strict";
@@ -26,13 +28,14 @@ const path = require("path");
 const [pm2Dir, name, mode, batchArg] = process.argv.slice(2);
 const pm2 = require(pm2Dir);
 
-// Mode reload's report on descriptor 3, written once: "reloaded" and the directories, or "failed <exit code>".
+// Mode reload's report on standard output, written once and then closed: "reloaded" and the directories, or
+// "failed <exit code>". What it says afterwards goes to standard error only.
 let reported = mode !== "reload";
 function report(text) {
   if (reported) return;
   reported = true;
-  fs.writeSync(3, text);
-  fs.closeSync(3);
+  fs.writeSync(1, text);
+  fs.closeSync(1);
 }
 
 function done(code, message) {
@@ -51,7 +54,7 @@ function describe(next) {
 
 function printWorkers() {
   describe((procs) => {
-    process.stdout.write(workerDirs(procs));
+    fs.writeSync(1, workerDirs(procs));
     done(0);
   });
 }

@@ -1,21 +1,14 @@
-"""roles/backend_redeploy/files/check_release.py, the reload's checks, against an HTTP server on loopback, with
-flora.deploy's http_check logic loaded from its file as the reload loads it."""
+"""module_utils/http_check.py's open_url_fetch with check_until, as flora.deploy.release_activate runs the health and
+smoke checks after a reload, against an HTTP server on loopback."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-HTTP_CHECK = REPO / "plugins" / "module_utils" / "http_check.py"
-spec = importlib.util.spec_from_file_location("check_release", REPO / "roles/backend_redeploy/files/check_release.py")
-check_release = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check_release)
+from ansible_collections.flora.deploy.plugins.module_utils.http_check import Expectation, check_until, open_url_fetch
 
 
 class App(BaseHTTPRequestHandler):
@@ -58,12 +51,21 @@ def app():
     server.server_close()
 
 
-def run(app, capsys, urls, retries=0):
+def run(app, checks, retries=0):
     base = f"http://127.0.0.1:{app.server_port}"
-    checks = {"urls": [dict(url, url=base + url["url"]) for url in urls], "retries": retries, "delay": 0.05}
-    code = check_release.main([str(HTTP_CHECK), json.dumps(checks)])
-    out = capsys.readouterr()
-    return code, out.out, out.err, base
+    expectations = [
+        Expectation(
+            url=base + check["url"],
+            name=check.get("name"),
+            method=check.get("method", "GET").upper(),
+            body=check["body"].encode() if "body" in check else None,
+            headers=check.get("headers", {}),
+            status=check.get("status", 200),
+        )
+        for check in checks
+    ]
+    seen, failures, attempts = check_until(expectations, open_url_fetch(5), workers=8, retries=retries, delay=0.05)
+    return seen, failures, attempts, base
 
 
 HOOK = {
@@ -76,36 +78,34 @@ HOOK = {
 }
 
 
-def test_retries_while_the_app_starts_and_sends_each_check_as_given(app, capsys):
+def test_retries_while_the_app_starts_and_sends_each_check_as_given(app):
     app.starting = 2
 
-    code, out, err, _base = run(app, capsys, [{"name": "health check", "url": "/api/health"}, HOOK], retries=3)
+    seen, failures, attempts, _base = run(app, [{"name": "health check", "url": "/api/health"}, HOOK], retries=3)
 
-    assert code == 0, err
-    assert [line.split(" in ")[0] for line in out.splitlines()] == [
-        "health check: 200",
-        "Stripe webhook refuses an unsigned call: 400",
-    ]
+    assert failures == []
+    assert attempts == 3
+    assert [observed.status for observed in seen] == [200, 400]
     assert [s[:2] for s in app.seen].count(("GET", "/api/health")) == 3
     # The POST answered as expected at once and was not sent again.
     assert [s for s in app.seen if s[0] == "POST"] == [("POST", "/hook", b"{}", "application/json")]
 
 
-def test_fails_with_one_line_per_check_that_still_fails(app, capsys):
+def test_fails_with_one_line_per_check_that_still_fails_and_follows_no_redirect(app):
     app.starting = 100
 
-    code, _out, err, base = run(
-        app, capsys, [{"name": "health check", "url": "/api/health"}, {"url": "/old"}], retries=1
+    _seen, failures, attempts, base = run(app, [{"name": "health check", "url": "/api/health"}, {"url": "/old"}], 1)
+
+    assert attempts == 2
+    assert failures == [
+        f"health check: {base}/api/health answered 503; expected 200",
+        f"{base}/old answered 301; expected 200",
+    ]
+
+
+def test_an_app_that_does_not_answer_is_a_failure():
+    seen, failures, _attempts = check_until(
+        [Expectation(url="http://127.0.0.1:9/api/health")], open_url_fetch(2), workers=1, retries=0, delay=0
     )
-
-    assert code == check_release.EXIT_CHECK_FAILED
-    assert err.strip() == (
-        f"checks failed after 2 round(s): health check: {base}/api/health answered 503; expected 200; "
-        f"{base}/old answered 301; expected 200"
-    )
-
-
-def test_an_app_that_does_not_answer_is_a_failure(capsys):
-    checks = {"urls": [{"url": "http://127.0.0.1:9/api/health"}], "retries": 0, "delay": 0}
-    assert check_release.main([str(HTTP_CHECK), json.dumps(checks)]) == check_release.EXIT_CHECK_FAILED
-    assert "http://127.0.0.1:9/api/health answered nothing" in capsys.readouterr().err
+    assert seen[0].status == 0
+    assert failures[0].startswith("http://127.0.0.1:9/api/health answered nothing")

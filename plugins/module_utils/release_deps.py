@@ -1,20 +1,10 @@
 # Copyright: Flora platform team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the release tasks run on the host with the host's python3 (standard library only).
+"""Releases with the same dependencies share one install, for flora.deploy.release_dir.
 
-  release_helper.py describe <root package.json> <backend package.json> <pnpm on PATH or "">
-      The two package.json files and the version of the pnpm on PATH, as one JSON object.
-  release_helper.py deps-link <path_globs.py> <deps dir> <work dir> <repo> <commit> <patterns JSON> [<input> ...]
-      Prints the key of the commit's dependencies. Exit 0: an install with that key is shared, and is now linked
-      into the work directory; exit 3: there is none yet, install. <path_globs.py> is flora.deploy's
-      plugins/module_utils/path_globs.py, which matches the patterns.
-  release_helper.py deps-adopt <deps dir> <key> <work dir>
-      Shares the work directory's fresh install as <deps dir>/<key>, so the next release with the same key links
-      it instead of installing.
-
-The key covers every file that decides what an install writes (the patterns: lockfile, package.json files,
-Prisma schemas, ...) by its git blob, and the inputs given (install and generate commands, Node.js version,
-architecture), so two releases with the same key install identical trees.
+The key of a release's dependencies covers every file that decides what an install writes (the patterns:
+lockfile, package.json files, Prisma schemas, ...) by its git blob, and the inputs given (install and generate
+commands, Node.js version, architecture), so two releases with the same key install identical trees.
 
 What is shared is pnpm's virtual store, node_modules/.pnpm: every package's files, and the database client the
 generate command writes beside them. Each release keeps node_modules directories of its own (the links pnpm made
@@ -27,33 +17,17 @@ links pnpm hoists to workspace packages into .pnpm/node_modules, which nothing r
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 
+from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glob_to_regex
+
+# The marker of a shared install; "store" names the link, relative to a release directory, that points at the
+# shared virtual store "<deps_dir>/<key>/.pnpm".
 MARKER = ".flora-deps"
-EXIT_NOT_SHARED = 3
-
-
-def pnpm_version(pnpm: str) -> str:
-    """The version of the pnpm at ``pnpm`` (<package>/bin/pnpm.cjs of npm's global install), '' when unknown."""
-    if not pnpm:
-        return ""
-    package_json = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(pnpm))), "package.json")
-    try:
-        with open(package_json, encoding="utf-8") as handle:
-            return str(json.load(handle)["version"])
-    except (OSError, ValueError, KeyError):
-        return ""
-
-
-def describe(root_package: str, app_package: str, pnpm: str) -> dict:
-    with open(root_package, encoding="utf-8") as root, open(app_package, encoding="utf-8") as app:
-        return {"root": json.load(root), "backend": json.load(app), "pnpm": pnpm_version(pnpm)}
 
 
 def dependency_key(listing: str, inputs: list[str]) -> str:
@@ -64,24 +38,15 @@ def dependency_key(listing: str, inputs: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def load_globs(path: str):
-    """flora.deploy's plugins/module_utils/path_globs.py, which the task hands over with this file."""
-    spec = importlib.util.spec_from_file_location("flora_path_globs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def dependency_files(repo: str, commit: str, patterns: list[str], globs) -> str:
-    """The ``git ls-tree`` lines of the commit's files whose paths match one of ``patterns`` (``globs``: the
-    path_globs module)."""
+def dependency_files(repo: str, commit: str, patterns: list[str]) -> str:
+    """The ``git ls-tree`` lines of the commit's files whose paths match one of ``patterns``."""
     listing = subprocess.run(
         ["git", f"--git-dir={repo}", "ls-tree", "-r", "--full-tree", commit],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    matchers = [re.compile(globs.glob_to_regex(pattern)) for pattern in patterns]
+    matchers = [re.compile(glob_to_regex(pattern)) for pattern in patterns]
     return "".join(
         line + "\n"
         for line in listing.splitlines()
@@ -140,10 +105,10 @@ def link_install(deps: str, marker: dict, work: str) -> None:
 
 
 def deps_link(
-    deps_dir: str, work: str, repo: str, commit: str, patterns: list[str], inputs: list[str], globs
+    deps_dir: str, work: str, repo: str, commit: str, patterns: list[str], inputs: list[str]
 ) -> tuple[str, bool]:
     """The key of the commit's dependencies, and whether a shared install for it was linked into ``work``."""
-    key = dependency_key(dependency_files(repo, commit, patterns, globs), inputs)
+    key = dependency_key(dependency_files(repo, commit, patterns), inputs)
     deps = os.path.join(deps_dir, key)
     marker = read_marker(deps)
     if marker is None:
@@ -184,24 +149,3 @@ def deps_adopt(deps_dir: str, key: str, work: str) -> str:
     os.rename(partial, deps)
     os.symlink(os.path.join(deps, ".pnpm"), store)
     return f"shared the install as {deps}"
-
-
-def main(argv: list[str]) -> int:
-    command, args = argv[0], argv[1:]
-    if command == "describe":
-        print(json.dumps(describe(*args)))
-        return 0
-    if command == "deps-link":
-        globs_file, deps_dir, work, repo, commit, patterns, *inputs = args
-        key, linked = deps_link(deps_dir, work, repo, commit, json.loads(patterns), inputs, load_globs(globs_file))
-        print(key)
-        return 0 if linked else EXIT_NOT_SHARED
-    if command == "deps-adopt":
-        print(deps_adopt(*args))
-        return 0
-    print(f"unknown command {command!r}", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,25 +1,17 @@
-"""roles/backend_release/files/release_helper.py: the dependency key, and sharing pnpm installs between releases,
-on real directory trees with real symbolic links laid out as pnpm lays them out."""
+"""module_utils/release_deps.py: the dependency key, and sharing pnpm installs between releases, on real directory
+trees with real symbolic links laid out as pnpm lays them out; module_utils/release_workdir.py's pnpm version."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glob_to_regex
-
-HELPER = Path(__file__).resolve().parents[3] / "roles" / "backend_release" / "files" / "release_helper.py"
-spec = importlib.util.spec_from_file_location("release_helper", HELPER)
-helper = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(helper)
-# As the install task hands it over.
-GLOBS = helper.load_globs(str(HELPER.parents[3] / "plugins" / "module_utils" / "path_globs.py"))
+from ansible_collections.flora.deploy.plugins.module_utils import release_deps as helper
+from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import installed_pnpm_version
 
 
 def link(path: Path, target: str) -> None:
@@ -57,22 +49,6 @@ def export(work: Path, message: str) -> None:
     write(work / "packages/shared/index.js", f"module.exports = '{message}';\n")
 
 
-def test_the_patterns_match_whole_paths_as_the_deploy_planner_matches_them():
-    assert GLOBS.glob_to_regex("**/package.json") == glob_to_regex("**/package.json")
-    match = [
-        re.match(GLOBS.glob_to_regex(p), path) is not None
-        for p, path in [
-            ("**/package.json", "package.json"),
-            ("**/package.json", "apps/backend/package.json"),
-            ("patches/**", "patches/express@4.21.2.patch"),
-            ("**/*.prisma", "apps/backend/prisma/schema.prisma"),
-            ("pnpm-lock.yaml", "apps/backend/pnpm-lock.yaml"),
-            ("*.json", "apps/package.json"),
-        ]
-    ]
-    assert match == [True, True, True, True, False, False]
-
-
 def test_the_key_follows_the_dependency_files_and_the_inputs_only(tmp_path):
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -91,7 +67,7 @@ def test_the_key_follows_the_dependency_files_and_the_inputs_only(tmp_path):
     patterns = ["pnpm-lock.yaml", "**/package.json", "**/*.prisma"]
 
     def key(commit_id: str, inputs=("pnpm install", "node v22")) -> str:
-        listing = helper.dependency_files(str(repo / ".git"), commit_id, patterns, GLOBS)
+        listing = helper.dependency_files(str(repo / ".git"), commit_id, patterns)
         return helper.dependency_key(listing, list(inputs))
 
     first = commit({"pnpm-lock.yaml": "a", "apps/backend/package.json": "{}", "apps/backend/src/index.ts": "1"})
@@ -156,7 +132,7 @@ def test_deps_link_links_only_an_install_with_the_same_key(tmp_path):
         ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c"], check=True
     )
     deps_dir = tmp_path / "deps"
-    args = (str(repo / ".git"), "HEAD", ["pnpm-lock.yaml"], ["pnpm install"], GLOBS)
+    args = (str(repo / ".git"), "HEAD", ["pnpm-lock.yaml"], ["pnpm install"])
 
     first = tmp_path / "first"
     export(first, "first")
@@ -172,7 +148,7 @@ def test_deps_link_links_only_an_install_with_the_same_key(tmp_path):
 
     other_inputs = tmp_path / "third"
     export(other_inputs, "third")
-    assert helper.deps_link(str(deps_dir), str(other_inputs), *args[:3], ["pnpm install --prod"], GLOBS)[1] is False
+    assert helper.deps_link(str(deps_dir), str(other_inputs), *args[:3], ["pnpm install --prod"])[1] is False
     assert not (other_inputs / "node_modules").exists()
 
 
@@ -214,22 +190,12 @@ def test_an_existing_shared_install_is_never_replaced(tmp_path):
     assert list((tmp_path / "deps" / "k1").iterdir()) == []
 
 
-def test_describe_reads_both_package_files_and_the_pnpm_version(tmp_path):
-    write(tmp_path / "package.json", json.dumps({"packageManager": "pnpm@10.34.9"}))
-    write(tmp_path / "apps/backend/package.json", json.dumps({"scripts": {"build": "tsc"}}))
+def test_the_pnpm_version_is_read_from_the_package_of_the_pnpm_on_path(tmp_path):
     write(tmp_path / "lib/node_modules/pnpm/package.json", json.dumps({"version": "10.34.9"}))
     write(tmp_path / "lib/node_modules/pnpm/bin/real.cjs")
     link(tmp_path / "bin/pnpm", "../lib/node_modules/pnpm/bin/real.cjs")
 
-    described = helper.describe(
-        str(tmp_path / "package.json"), str(tmp_path / "apps/backend/package.json"), str(tmp_path / "bin/pnpm")
-    )
-
-    assert described == {
-        "root": {"packageManager": "pnpm@10.34.9"},
-        "backend": {"scripts": {"build": "tsc"}},
-        "pnpm": "10.34.9",
-    }
-    assert (
-        helper.describe(str(tmp_path / "package.json"), str(tmp_path / "apps/backend/package.json"), "")["pnpm"] == ""
-    )
+    assert installed_pnpm_version(str(tmp_path / "bin/pnpm")) == "10.34.9"
+    assert installed_pnpm_version(None) == ""
+    (tmp_path / "lib/node_modules/pnpm/package.json").write_text("{}")
+    assert installed_pnpm_version(str(tmp_path / "bin/pnpm")) == ""
