@@ -1,8 +1,9 @@
 """Backend redeploys: playbooks/redeploy_backend.yml against the app's manual command sequence.
 
 Both run on the same systemd test host in one run: ours serves on 3001 under PM2 cluster mode, the manual
-checkout (as the deployment note does it: git pull, pnpm install, build, db:setup, pm2 restart in fork mode)
-on 3002. A steady load on each counts failed requests during its redeploy. The app takes 1.5 s to start.
+checkout (as the app's redeploy script does it: git pull, pnpm install, build, pm2 restart in fork mode; a
+one-line change needs no migration) on 3002. A steady load on each counts failed requests during its redeploy.
+The app takes 1.5 s to start, never sends PM2 a ready message and exits at once on SIGINT, as the real one does.
 Twice: with the fixture app as the tests use it, and with the fixture grown to the real app's weight
 (bench/flora_sized.py), where installs and builds cost what they cost users. Each scenario runs three rounds,
 alternating between the two, and reports medians.
@@ -32,18 +33,21 @@ ROUNDS = 3
 MANUAL = "/home/ubuntu/Flora-manual"
 MANUAL_SEQUENCE = (
     "set -e; cd {dir} && git fetch -q origin && git checkout -q {ref} && git pull -q origin {ref} && "
-    "pnpm install --silent && pnpm --filter backend build >/dev/null && pnpm --filter backend db:setup >/dev/null && "
+    "pnpm install --silent && pnpm --filter backend build >/dev/null && "
     "cd apps/backend && pm2 restart flora-manual >/dev/null"
 )
 
 
 # Steps of redeploy_backend.yml reported on their own (profile_tasks names them "<role> : <task>").
 STEPS = {
-    "lock, fetch and env file": "backend_redeploy : Take the deploy lock and read the release ledger",
+    "lock, fetch, env file and plan": "backend_redeploy : Take the deploy lock, resolve the ref, render the env file and decide",
+    "unpack": "backend_release : Unpack the commit into a work directory unless it is built",
     "install": "backend_release : Install dependencies",
     "build": "backend_release : Build",
     "migrations": "backend_release : Apply database migrations",
-    "PM2 reload, checks and record": "backend_redeploy : Reload the app without dropping requests and check it",
+    "PM2 reload, checks and record": (
+        "backend_redeploy : Switch, reload PM2 without dropping requests, verify the workers, check and record"
+    ),
 }
 # The floors of the no-op: ansible-playbook's start-up and one ping of the host; ansible-playbook's start-up alone.
 PING_PLAYBOOK = Path(__file__).with_name("ping.yml")
@@ -185,7 +189,7 @@ def run(local: dict, app: str) -> list[str]:
         manual_loads.append(load)
     for _round in refs:
         ours_noop.append(timed(lambda: ours(refs[-1]), ours_url, f"Flora backend {refs[-1]} is running"))
-        noop_steps.append(step_times(outputs[-1])["lock, fetch and env file"])
+        noop_steps.append(step_times(outputs[-1])["lock, fetch, env file and plan"])
         pings.append(floor(PING_PLAYBOOK))
         start_ups.append(floor(START_UP_PLAYBOOK))
         manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
@@ -200,7 +204,7 @@ def run(local: dict, app: str) -> list[str]:
     return [
         f"### Backend redeploy, {app}: redeploy_backend.yml vs the manual sequence (same host, app starts in 1.5 s)",
         f"Each time runs until the app serves the new code again; medians of {ROUNDS} rounds (each round in brackets).",
-        "| scenario | manual (git pull, pnpm install, build, db:setup, pm2 restart) | redeploy_backend.yml | ratio |",
+        "| scenario | manual (git pull, pnpm install, build, pm2 restart) | redeploy_backend.yml | ratio |",
         "|---|---|---|---|",
         (
             f"| one-line backend change | {cell(manual_change)} | {cell(ours_change)} "

@@ -1,4 +1,10 @@
-"""playbooks/redeploy_backend.yml and rollback_backend.yml on the bootstrapped systemd test host."""
+"""playbooks/redeploy_backend.yml and rollback_backend.yml on the bootstrapped systemd test host.
+
+The fixture app behaves as the real Flora backend does: it never sends PM2 a ready message, and its SIGINT
+handler exits at once. Each test puts the release it starts from live itself (put_live), so any test runs alone,
+and reads what happened from the task results (the ansible.posix.json callback), the host's link, ledger, files
+and processes, and PM2's own log.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,20 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
+import uuid
 
 import pytest
 
 from tests.hosts.conftest import HOST
-from tests.support import localaws, stack
+from tests.support import hostside, localaws, stack
 from tests.support.load import SteadyLoad
-from tests.support.stack import playbook, playbook_command
+from tests.support.stack import PlaybookRun, playbook_command, playbook_run
 
 HEALTH = "http://127.0.0.1:3001/api/health"
+ROOT = "/home/ubuntu/Flora"
+PM2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
+PM2_LOG = "/home/ubuntu/.pm2/pm2.log"
+ACTIVATE = "Switch, reload PM2 without dropping requests, verify the workers, check and record"
 
 
 def host_exec(*cmd: str) -> str:
@@ -25,7 +35,7 @@ def host_exec(*cmd: str) -> str:
 
 
 def live_commit() -> str:
-    return host_exec("readlink", "/home/ubuntu/Flora/current").rsplit("/", 1)[-1]
+    return host_exec("readlink", f"{ROOT}/current").rsplit("/", 1)[-1]
 
 
 def health_message() -> str:
@@ -33,36 +43,42 @@ def health_message() -> str:
 
 
 def ledger() -> dict:
-    return json.loads(host_exec("cat", "/home/ubuntu/Flora/releases.json"))
+    return json.loads(host_exec("cat", f"{ROOT}/releases.json"))
 
 
 def ledger_status(commit: str) -> str:
     return next(r["status"] for r in ledger()["releases"] if r["commit"] == commit)
 
 
+def locked() -> bool:
+    return bool(host_exec("sh", "-c", f"ls -d {ROOT}/.deploy.lock 2>/dev/null || true"))
+
+
 def shared_install(commit: str) -> str:
     """The shared install a release links its virtual store to."""
-    return host_exec("readlink", f"/home/ubuntu/Flora/releases/{commit}/node_modules/.pnpm").removesuffix("/.pnpm")
+    return host_exec("readlink", f"{ROOT}/releases/{commit}/node_modules/.pnpm").removesuffix("/.pnpm")
 
 
 def deps_dirs() -> list[str]:
     """The shared installs on the host, set-aside ones aside."""
-    names = host_exec("ls", "/home/ubuntu/Flora/deps").split()
-    return sorted(f"/home/ubuntu/Flora/deps/{name}" for name in names)
+    return sorted(f"{ROOT}/deps/{name}" for name in host_exec("ls", f"{ROOT}/deps").split())
 
 
-def recap_changed(output: str) -> int:
-    return int(re.search(r"flora-bootstrap\s*:.*changed=(\d+)", output).group(1))
+def app_pids() -> str:
+    return host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
 
 
-def task_output(output: str, task: str) -> str:
-    """What the default callback printed for the task whose name starts with `task`."""
-    start = output.index(f"TASK [{task}")
-    end = output.find("TASK [", start + 1)
-    return output[start : end if end > 0 else None]
-
-
-PM2_LOG = "/home/ubuntu/.pm2/pm2.log"
+def psql(sql: str, port: int) -> str:
+    """A query against the test database, as its owner, from the controller."""
+    env = dict(os.environ, PGPASSWORD=localaws.FLORA_SECURE_PARAMETERS["db_password"])
+    user = localaws.FLORA_STRING_PARAMETERS["db_username"]
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "flora_db", "-tAc", sql],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def pm2_log_lines() -> int:
@@ -71,19 +87,15 @@ def pm2_log_lines() -> int:
 
 def pm2_reload_events(since: int) -> list[str]:
     """The PM2 daemon's reload events logged after line `since`: starting, listening, stopping."""
-    lines = host_exec("tail", "-n", f"+{since + 1}", PM2_LOG).splitlines()
     events = []
-    for line in lines:
+    for line in host_exec("tail", "-n", f"+{since + 1}", PM2_LOG).splitlines():
         if match := re.search(r"App \[flora-backend:(\d+)\] starting", line):
             events.append(f"start {match[1]}")
         elif "-reload- New worker listening" in line:
-            events.append("ready")
+            events.append("listening")
         elif match := re.search(r"Stopping app:flora-backend id:_old_(\d+)", line):
             events.append(f"stop {match[1]}")
     return events
-
-
-PM2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
 
 
 def unlisted_workers() -> set[str]:
@@ -97,8 +109,30 @@ def unlisted_workers() -> set[str]:
         time.sleep(0.5)
 
 
-def redeploy(services, ref: str, *extra: str) -> subprocess.CompletedProcess:
-    return playbook(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
+def redeploy(services, ref: str, *extra: str) -> PlaybookRun:
+    return playbook_run(services, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}", *extra)
+
+
+def put_live(services, ref: str) -> str:
+    """The state a test starts from: ``ref`` live, with the env file Parameter Store gives now."""
+    run = redeploy(services, ref)
+    assert run.rc == 0, run
+    commit = services["commits"].get(ref) or live_commit()
+    assert live_commit() == commit and ledger()["current"] == commit
+    return commit
+
+
+def new_branch(services, base: str, changes: dict[str, str | None], message: str) -> tuple[str, str]:
+    """A branch of its own for a test: ``base`` with ``changes``; returns (branch, commit)."""
+    branch = f"test-{uuid.uuid4().hex[:8]}"
+    commit = hostside.push_commit(services["origin"], base, branch, changes, message)
+    services["commits"][branch] = commit
+    return branch, commit
+
+
+def with_health_message(services, base: str, message: str) -> dict[str, str]:
+    source = hostside.source_of(services["origin"], base, "apps/backend/src/index.ts")
+    return {"apps/backend/src/index.ts": re.sub(r'RELEASE_MESSAGE = "[^"]*"', f'RELEASE_MESSAGE = "{message}"', source)}
 
 
 @pytest.fixture(scope="module")
@@ -111,204 +145,289 @@ def host_state() -> dict:
     return {
         "live": live_commit(),
         "ledger": ledger(),
-        "releases": host_exec("ls", "-a", "/home/ubuntu/Flora/releases"),
-        "env": host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env"),
-        "workers": host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort"),
+        "releases": host_exec("ls", "-a", f"{ROOT}/releases"),
+        "env": host_exec("sha256sum", f"{ROOT}/shared/backend.env"),
+        "workers": app_pids(),
         # No lock directory, nor anything else, appears beside the releases.
-        "root_entries": host_exec("ls", "-a", "/home/ubuntu/Flora"),
+        "root_entries": host_exec("ls", "-a", ROOT),
     }
 
 
-def test_check_mode_reports_the_redeploy_and_changes_nothing(host):
-    commits = host["commits"]
+def test_check_mode_reports_the_plan_and_changes_nothing(host):
+    main = put_live(host, "main")
     before = host_state()
 
-    result = redeploy(host, "v2", "--check", "--diff")
+    checked = redeploy(host, "v2", "--check", "--diff")
 
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert recap_changed(result.stdout) > 0
-    assert f"Would build v2 ({commits['v2'][:12]}), migrate, switch from {commits['main'][:12]}" in result.stdout
-    assert "Install dependencies" not in result.stdout
+    assert checked.rc == 0, checked
+    said = checked.result("Say what this run does")
+    assert said["changed"]
+    assert re.match(
+        rf"Would (build|use the built release of) v2 \({host['commits']['v2'][:12]}\), switch from {main[:12]} "
+        rf"and reload; no migration changed since {main[:12]}: no migrations run$",
+        said["msg"],
+    ), said["msg"]
+    assert checked.ran("Take the deploy lock, resolve the ref, render the env file and decide")
+    assert not checked.results("Unpack the commit into a work directory unless it is built")
+    assert not checked.results(ACTIVATE)
     assert host_state() == before
-    assert health_message() == "Flora backend is running"
 
     nothing = redeploy(host, "main", "--check")
-    assert nothing.returncode == 0, nothing.stdout[-5000:]
-    assert recap_changed(nothing.stdout) == 0
-    assert f"Nothing to do: {commits['main'][:12]} is live" in nothing.stdout
+    assert nothing.rc == 0, nothing
+    assert nothing.changed == 0
+    assert (
+        nothing.result("Report that there is nothing to do")["msg"]
+        == f"Nothing to do: {main[:12]} is live with this env file"
+    )
 
 
-def test_redeploy_of_a_new_commit_serves_it_without_dropping_requests(host):
-    commits = host["commits"]
-    assert live_commit() == commits["main"]
+def test_a_new_commit_is_served_without_dropping_requests_though_the_app_exits_at_once(host):
+    main = put_live(host, "main")
+    v2 = host["commits"]["v2"]
     log_start = pm2_log_lines()
-    with SteadyLoad(HEALTH) as load:
-        result = redeploy(host, "v2")
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert recap_changed(result.stdout) > 0
-    # The host's boto3 is Debian 12's: the Parameter Store calls neither warn about it nor about how they warn.
-    assert "WARNING" not in result.stderr, result.stderr
-    # Both workers are replaced together, and each old one stops only once a replacement is ready.
-    events = pm2_reload_events(log_start)
-    assert sorted(events[:2]) == ["start 0", "start 1"], events
-    assert sorted(e for e in events if e.startswith("stop")) == ["stop 0", "stop 1"], events
-    for index, event in enumerate(events):
-        if event.startswith("stop"):
-            stops_so_far = events[: index + 1].count("stop 0") + events[: index + 1].count("stop 1")
-            assert events[:index].count("ready") >= stops_so_far, events
-    assert load.sent > 50
+
+    with SteadyLoad(HEALTH, interval=0.005, threads=4) as load:
+        run = redeploy(host, "v2")
+
+    assert run.rc == 0, run
+    assert run.changed > 0
+    assert load.sent > 200
     assert load.failures == []
     assert health_message() == "Flora backend v2 is running"
-    assert live_commit() == commits["v2"]
-    assert ledger()["current"] == commits["v2"]
-    assert ledger_status(commits["main"]) == "previous"
+    assert (live_commit(), ledger()["current"], ledger_status(main)) == (v2, v2, "previous")
+    activated = run.result(ACTIVATE)
+    assert activated["switched"] and activated["previous"] == main
+    assert activated["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
+    assert activated["recorded"]["lock_released"] and not locked()
+    # Both workers are replaced together; each new one counts as ready once it listens (the app sends no ready
+    # message), and each old one stops only after that.
+    events = pm2_reload_events(log_start)
+    assert sorted(events[:2]) == ["start 0", "start 1"], events
+    assert events.count("listening") == 2 and sorted(e for e in events if e.startswith("stop")) == ["stop 0", "stop 1"]
+    for index, event in enumerate(events):
+        if event.startswith("stop"):
+            assert events[:index].count("listening") >= sum(e.startswith("stop") for e in events[: index + 1]), events
     assert unlisted_workers() == set()
-    # The export read the installed pnpm's version: it matches the app's, so the pnpm role does not run.
-    assert "skipping" in task_output(result.stdout, "Keep pnpm matching the app's packageManager")
-    assert "flora.deploy.pnpm :" not in result.stdout
-    # Same dependencies as main: the release links the install the bootstrap shared instead of installing again.
-    assert shared_install(commits["v2"]) == shared_install(commits["main"])
-    assert shared_install(commits["v2"]).startswith("/home/ubuntu/Flora/deps/")
+    # The same dependencies as main: the shared install is linked, nothing installed, pnpm left as it is.
+    assert run.result("Unpack the commit into a work directory unless it is built")["deps_linked"]
+    assert not run.ran("Install dependencies") and not run.ran("Keep pnpm matching the app's packageManager")
+    assert shared_install(v2) == shared_install(main) and shared_install(v2).startswith(f"{ROOT}/deps/")
+    # No migration changed: the step is skipped, and the run says so.
+    assert not run.ran("Apply database migrations")
+    assert run.result("Say what this run does")["msg"].endswith(
+        f"no migration changed since {main[:12]}: no migrations run"
+    )
 
 
 def test_redeploy_of_the_live_commit_is_a_no_op(host):
-    result = redeploy(host, "v2")
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert recap_changed(result.stdout) == 0
-    assert "WARNING" not in result.stderr, result.stderr
-    assert f"Nothing to do: {host['commits']['v2'][:12]} is live with this env file" in result.stdout
-    # The role ends there: the lock was released by the call that took it, and nothing else is even skipped.
-    assert "Release the deploy lock" not in result.stdout
-    assert "Install dependencies" not in result.stdout
-    assert "Reload the app" not in result.stdout
-    assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")
+    v2 = put_live(host, "v2")
+    workers = app_pids()
 
+    run = redeploy(host, "v2")
 
-def test_secret_change_alone_reloads_without_a_build(host):
-    ssm = localaws.boto3_client("ssm", host["endpoint"])
-    ssm.put_parameter(
-        Name="/flora/prod/stripe_secret_key", Value="sk_test_rotated_91", Type="SecureString", Overwrite=True
+    assert run.rc == 0, run
+    assert run.changed == 0
+    assert run.ran("Take the deploy lock, resolve the ref, render the env file and decide")
+    assert (
+        run.result("Report that there is nothing to do")["msg"]
+        == f"Nothing to do: {v2[:12]} is live with this env file"
     )
-    pids_before = host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
+    # The role ended there (meta tasks report no result): the lock was released by the call that took it.
+    assert run.names()[-1].endswith("Report that there is nothing to do")
+    assert not run.results(ACTIVATE) and not run.results("Release the deploy lock if this run holds it")
+    assert not locked()
+    assert app_pids() == workers
+    assert "WARNING" not in run.stderr, run.stderr
+
+
+def test_a_secret_change_alone_reloads_without_a_build(host):
+    v2 = put_live(host, "v2")
+    ssm = localaws.boto3_client("ssm", host["endpoint"])
+    name = f"{localaws.FLORA_PREFIX}/stripe_secret_key"
+    before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value="sk_test_rotated_91", Type="SecureString", Overwrite=True)
+    workers = app_pids()
     log_start = pm2_log_lines()
-    with SteadyLoad(HEALTH) as load:
-        result = redeploy(host, "v2", "-e", "backend_redeploy_reload_batch=1")
-    assert result.returncode == 0, result.stdout[-5000:]
+    try:
+        with SteadyLoad(HEALTH, threads=2) as load:
+            run = redeploy(host, "v2", "-e", "backend_redeploy_reload_batch=1")
+    finally:
+        ssm.put_parameter(Name=name, Value=before, Type="SecureString", Overwrite=True)
+
+    assert run.rc == 0, run
+    assert (
+        run.result("Say what this run does")["msg"] == f"reload {v2[:12]} with the new env file; the env file changed"
+    )
+    assert not run.results("Unpack the commit into a work directory unless it is built")
+    activated = run.result(ACTIVATE)
+    assert not activated["switched"] and activated["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
     # One worker at a time: the second starts only once the first old one was told to stop.
-    assert pm2_reload_events(log_start) == ["start 0", "ready", "stop 0", "start 1", "ready", "stop 1"]
-    assert (
-        "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
-    )
-    assert "Install dependencies" not in result.stdout
-    assert "sk_test_rotated_91" not in result.stdout
+    assert pm2_reload_events(log_start) == ["start 0", "listening", "stop 0", "start 1", "listening", "stop 1"]
     assert load.failures == []
-    assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
-    assert "STRIPE_SECRET_KEY='sk_test_rotated_91'" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
+    assert app_pids() != workers
+    assert "STRIPE_SECRET_KEY='sk_test_rotated_91'" in host_exec("cat", f"{ROOT}/shared/backend.env")
+    assert "sk_test_rotated_91" not in json.dumps(run.report)
 
 
-def test_env_file_changed_by_a_run_that_died_before_the_reload_is_reloaded_next_run(host):
+def test_an_env_file_a_killed_run_never_reloaded_is_reloaded_by_the_next_run(host):
+    v2 = put_live(host, "v2")
     ssm = localaws.boto3_client("ssm", host["endpoint"])
-    ssm.put_parameter(Name="/flora/prod/gemini_api_key", Value="AIza_rotated_52", Type="SecureString", Overwrite=True)
-    # What a run killed between rendering the env file and reloading the app leaves: the new file, the old workers.
-    rendered = playbook(host, str(Path(__file__).parent / "playbooks" / "render_env.yml"))
-    assert rendered.returncode == 0, rendered.stdout[-5000:]
-    assert "GEMINI_API_KEY='AIza_rotated_52'" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
-    pids_before = host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort")
+    name = f"{localaws.FLORA_PREFIX}/gemini_api_key"
+    before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value="AIza_rotated_52", Type="SecureString", Overwrite=True)
+    try:
+        # What a run killed between rendering the env file and reloading the app leaves: the new file, old workers.
+        rendered = playbook_run(host, str(stack.REPO / "tests" / "hosts" / "playbooks" / "render_env.yml"))
+        assert rendered.rc == 0, rendered
+        workers = app_pids()
 
-    result = redeploy(host, "v2")
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert (
-        "TASK [flora.deploy.backend_redeploy : Reload the app without dropping requests and check it]" in result.stdout
+        run = redeploy(host, "v2")
+    finally:
+        ssm.put_parameter(Name=name, Value=before, Type="SecureString", Overwrite=True)
+
+    assert run.rc == 0, run
+    assert run.result("Say what this run does")["msg"] == (
+        f"reload {v2[:12]} with the new env file; the env file was rendered by a run that did not reload the app"
     )
-    assert "Install dependencies" not in result.stdout
-    assert host_exec("sh", "-c", "pgrep -u ubuntu -f 'dist/index.js' | sort") != pids_before
-    again = redeploy(host, "v2")
-    assert again.returncode == 0, again.stdout[-5000:]
-    assert recap_changed(again.stdout) == 0
+    assert run.ran(ACTIVATE) and app_pids() != workers
 
 
-def test_broken_build_fails_and_the_old_release_keeps_serving(host):
-    commits = host["commits"]
-    with SteadyLoad(HEALTH) as load:
-        result = redeploy(host, "broken-build")
-    assert result.returncode != 0
-    assert "failed before the switch" in result.stdout
-    assert f"{commits['v2'][:12]} is still serving" in result.stdout
+def test_a_broken_build_fails_and_the_live_release_keeps_serving(host):
+    v2 = put_live(host, "v2")
+    with SteadyLoad(HEALTH, threads=2) as load:
+        run = redeploy(host, "broken-build")
+    broken = host["commits"]["broken-build"]
+
+    assert run.rc != 0
+    assert run.failure() == (
+        f"Redeploy of broken-build ({broken[:12]}) failed before the switch: 'Build' failed: "
+        f"src/index.ts(15,36): error TS1005: ',' expected.. Nothing live changed: {v2[:12]} is still serving."
+    )
+    assert not run.results(ACTIVATE)
     assert load.failures == []
-    assert live_commit() == commits["v2"]
-    assert health_message() == "Flora backend v2 is running"
-    statuses = {r["commit"]: r["status"] for r in ledger()["releases"]}
-    assert statuses.get(commits["broken-build"]) == "failed", (statuses, result.stdout[-4000:])
+    assert (live_commit(), health_message()) == (v2, "Flora backend v2 is running")
+    assert ledger_status(broken) == "failed"
+    assert not locked()
 
 
-def test_failed_migration_stops_before_the_switch(host):
-    commits = host["commits"]
-    result = redeploy(host, "bad-migration")
-    assert result.returncode != 0
-    assert "Apply database migrations" in result.stdout
-    assert "failed before the switch" in result.stdout
-    assert live_commit() == commits["v2"]
-    assert ledger_status(commits["bad-migration"]) == "failed"
+def test_a_failed_migration_stops_before_the_switch(host):
+    v2 = put_live(host, "v2")
+    try:
+        run = redeploy(host, "bad-migration")
+
+        assert run.rc != 0
+        assert run.ran("Apply database migrations")
+        failure = run.failure()
+        assert failure.startswith(f"Redeploy of bad-migration ({host['commits']['bad-migration'][:12]}) failed before")
+        assert "'Apply database migrations' failed: Error: P3018 / relation \"no_such_table\" does not exist" in failure
+        assert live_commit() == v2 and ledger_status(host["commits"]["bad-migration"]) == "failed"
+    finally:
+        # As Prisma asks for after a failed migration.
+        host_exec(
+            "su", "-", "ubuntu", "-c",
+            f"cd {ROOT}/releases/{host['commits']['bad-migration']} && PATH=/usr/local/bin:$PATH "
+            "pnpm --filter backend exec prisma migrate resolve --rolled-back 20250201000000_broken",
+        )  # fmt: skip
 
 
-def test_unhealthy_release_is_rolled_back_automatically(host):
-    commits = host["commits"]
-    with SteadyLoad(HEALTH) as load:
-        result = redeploy(host, "unhealthy", "-e", "backend_redeploy_health_retries=3")
-    assert result.returncode != 0
-    assert "Rolled back automatically" in result.stdout
-    assert "health check: http://127.0.0.1:3001/api/health answered 500; expected 200" in result.stdout
-    assert f"{commits['v2'][:12]} is serving again" in result.stdout
-    assert live_commit() == commits["v2"]
-    assert health_message() == "Flora backend v2 is running"
-    assert ledger_status(commits["unhealthy"]) == "failed"
-    assert ledger()["current"] == commits["v2"]
+def test_a_migration_runs_before_the_switch_and_no_redeploy_touches_the_data(host):
+    put_live(host, "main")
+    port = host["pg_port"]
+    psql("UPDATE products SET stock = 7 WHERE name = 'Roses'", port)
+    psql("ALTER TABLE products DROP COLUMN IF EXISTS price", port)
+    psql("DELETE FROM _prisma_migrations WHERE migration_name = '20250301000000_price'", port)
+
+    run = redeploy(host, "with-migration")
+
+    assert run.rc == 0, run
+    migrated = run.result("Apply database migrations")
+    assert migrated["changed"] and "20250301000000_price" in migrated["stdout"]
+    assert psql("SELECT name, stock, price FROM products ORDER BY name", port) == "Roses|7|0\nTulips|50|0"
+    # What the app's own db:setup would have done on the same redeploy: migrate, then seed over the live rows.
+    psql("UPDATE products SET stock = 7 WHERE name = 'Roses'", port)
+    put_live(host, "main")
+    seeding = redeploy(host, "with-migration", "-e", "backend_release_migrate_command='pnpm --filter backend db:setup'")
+    assert seeding.rc == 0, seeding
+    assert psql("SELECT stock FROM products WHERE name = 'Roses'", port) == "100"
+    psql("UPDATE products SET stock = 7 WHERE name = 'Roses'", port)
+
+
+def test_an_unhealthy_release_is_rolled_back_automatically(host):
+    v2 = put_live(host, "v2")
+    unhealthy = host["commits"]["unhealthy"]
+    with SteadyLoad(HEALTH, threads=2) as load:
+        run = redeploy(host, "unhealthy", "-e", "backend_redeploy_health_retries=3")
+
+    assert run.rc != 0
+    assert run.failure() == (
+        f"Release {unhealthy[:12]} failed after the switch: '{ACTIVATE}' failed: checks failed after 3 round(s): "
+        f"health check: {HEALTH} answered 500; expected 200. Rolled back automatically: {v2[:12]} is serving again "
+        "and passed its health check."
+    )
+    attempt, rollback = run.results(ACTIVATE)
+    assert attempt["failed"] and attempt["switched"] and attempt["step"] == "checks"
+    assert rollback["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
+    assert (live_commit(), health_message(), ledger()["current"]) == (v2, "Flora backend v2 is running", v2)
+    assert ledger_status(unhealthy) == "failed"
     # The broken release answered 500 while it was live: those are the only failures.
-    assert all("500" in failure for failure in load.failures)
+    assert load.failures and all("500" in failure for failure in load.failures)
     # The rollback's reload waited for the old workers of the reload before it: PM2 still knows every worker.
     assert unlisted_workers() == set()
+    assert not locked()
 
 
-def test_rollback_playbook_returns_to_the_last_good_release(host):
-    commits = host["commits"]
+def test_the_rollback_playbook_returns_to_the_last_good_release_or_a_named_one(host):
+    main = put_live(host, "main")
+    v2 = put_live(host, "v2")
     before = host_state()
-    checked = playbook(host, "rollback_backend.yml", "--check")
-    assert checked.returncode == 0, checked.stdout[-5000:]
-    assert f"Would switch from {commits['v2'][:12]} to {commits['main'][:12]}" in checked.stdout
-    assert recap_changed(checked.stdout) == 1
+
+    checked = playbook_run(host, "rollback_backend.yml", "--check")
+    assert checked.rc == 0, checked
+    assert checked.changed == 1
+    assert (
+        checked.result("Say what this run does")["msg"] == f"Would switch from {v2[:12]} back to {main[:12]} and reload"
+    )
     assert host_state() == before
 
-    result = playbook(host, "rollback_backend.yml")
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commits["main"]
-    assert health_message() == "Flora backend is running"
-    result = playbook(host, "rollback_backend.yml", "-e", f"backend_redeploy_rollback_to={commits['v2']}")
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commits["v2"]
+    back = playbook_run(host, "rollback_backend.yml")
+    assert back.rc == 0, back
+    assert back.result(ACTIVATE)["previous"] == v2
+    assert (live_commit(), health_message(), ledger()["current"]) == (main, "Flora backend is running", main)
+    again = playbook_run(host, "rollback_backend.yml", "-e", f"backend_redeploy_rollback_to={v2}")
+    assert again.rc == 0, again
+    assert live_commit() == v2
 
 
-def test_rollback_to_an_unknown_release_fails_clearly(host):
-    result = playbook(host, "rollback_backend.yml", "-e", "backend_redeploy_rollback_to=0123456789abcdef")
-    assert result.returncode != 0
-    assert "is not a built release" in result.stdout
-    assert live_commit() == host["commits"]["v2"]
+def test_a_rollback_to_a_release_that_is_not_built_fails_and_changes_nothing(host):
+    v2 = put_live(host, "v2")
+    run = playbook_run(host, "rollback_backend.yml", "-e", "backend_redeploy_rollback_to=0123456789abcdef")
+    assert run.rc != 0
+    assert run.failure() == (
+        f"No release to roll back to: release 0123456789abcdef is not a built release in {ROOT}/releases. "
+        f"{v2[:12]} is still serving."
+    )
+    assert live_commit() == v2 and not locked()
 
 
 def test_a_second_concurrent_redeploy_fails_fast_on_the_lock(host):
-    command = playbook_command(host, "redeploy_backend.yml", "-e", "backend_redeploy_ref=main")
+    put_live(host, "v2")
+    # The first run holds the lock at least as long as its workers take to start: 8 s here.
+    slow_start = json.dumps({"backend_redeploy_ref": "main", "app_env_extra_literals": {"FLORA_STARTUP_DELAY_MS": "8000"}})
+    command = playbook_command(host, "redeploy_backend.yml", "-e", slow_start)
     first = subprocess.Popen(command, env=host["env"], stdout=subprocess.PIPE, text=True)
     try:
         host_exec(
             "sh",
             "-c",
-            "for i in $(seq 1 100); do test -d /home/ubuntu/Flora/.deploy.lock && exit 0; sleep 0.2; done; exit 1",
+            f"for i in $(seq 1 100); do test -d {ROOT}/.deploy.lock && exit 0; sleep 0.2; done; exit 1",
         )
         second = redeploy(host, "main")
     finally:
         first_out, _stderr = first.communicate(timeout=900)
     assert first.returncode == 0, first_out[-4000:]
-    assert second.returncode != 0
-    assert "Another redeploy of this host is running" in second.stdout, second.stdout[-4000:]
+    assert second.rc != 0
+    assert second.failure().startswith("Another redeploy of this host is running")
+    assert not second.results(ACTIVATE)
     assert live_commit() == host["commits"]["main"]
 
 
@@ -318,23 +437,25 @@ def wait_on_host(check: str, timeout: float = 300) -> None:
         ["podman", "exec", HOST, "sh", "-c", check], env=stack.podman_env(), capture_output=True, check=False
     ).returncode:
         assert time.monotonic() < deadline, f"timed out waiting for: {check}"
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
-    "ref, moment",
+    "moment",
     [
-        ("v3", "during the build: test -d /home/ubuntu/Flora/releases/.{commit}.partial/node_modules"),
-        ("v2", "right after the switch: readlink /home/ubuntu/Flora/current | grep -q {commit}"),
+        "during the build: test -d {root}/releases/.{commit}.partial/apps/backend/node_modules",
+        "right after the switch: readlink {root}/current | grep -q {commit}",
         # Killed while the PM2 daemon replaces the workers: the daemon finishes, the next run checks them.
-        ("v3", "during the PM2 reload: pgrep -u ubuntu -f 'reload_workers.js .* flora-backend reload'"),
+        "during the PM2 reload: pgrep -u ubuntu -f 'pm2-reload-workers.js .* flora-backend reload'",
     ],
 )
-def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, ref, moment):
-    commit = host["commits"][ref]
-    check = moment.split(": ", 1)[1].format(commit=commit)
-    with SteadyLoad(HEALTH) as load:
-        command = playbook_command(host, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+def test_a_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, moment):
+    put_live(host, "v2")
+    message = f"Flora backend killed-{uuid.uuid4().hex[:6]} is running"
+    branch, commit = new_branch(host, "v2", with_health_message(host, "v2", message), "A commit to kill a run on")
+    check = moment.split(": ", 1)[1].format(root=ROOT, commit=commit)
+    with SteadyLoad(HEALTH, threads=2) as load:
+        command = playbook_command(host, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={branch}")
         run = subprocess.Popen(command, env=host["env"], stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_on_host(check)
@@ -342,69 +463,82 @@ def test_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host, 
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
-        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|reload_workers.js .* flora-backend'", timeout=120)
+        wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|pm2-reload-workers.js .* flora-backend'", 120)
     assert load.failures == []
-    result = redeploy(host, ref)
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commit
-    assert ledger()["current"] == commit
-    assert health_message() == f"Flora backend {ref} is running"
-    assert not host_exec("sh", "-c", "ls -d /home/ubuntu/Flora/.deploy.lock 2>/dev/null || true")
+
+    again = redeploy(host, branch)
+
+    assert again.rc == 0, again
+    assert (live_commit(), ledger()["current"], health_message()) == (commit, commit, message)
+    assert not locked()
     assert unlisted_workers() == set()
 
 
 def test_a_change_to_a_file_the_install_depends_on_installs_afresh(host):
-    commits = host["commits"]
-    live = live_commit()
+    v2 = put_live(host, "v2")
 
-    # Nothing pruned yet: the next test prunes.
-    keep_all = ("-e", "backend_redeploy_keep_releases=10")
-    result = redeploy(host, "new-package-json", *keep_all)
+    run = redeploy(host, "new-package-json", "-e", "backend_redeploy_keep_releases=10")
 
-    assert result.returncode == 0, result.stdout[-5000:]
+    assert run.rc == 0, run
+    assert not run.result("Unpack the commit into a work directory unless it is built")["deps_linked"]
+    assert run.result("Install dependencies")["changed"]
     assert health_message() == "Flora backend new-package-json is running"
-    fresh = shared_install(commits["new-package-json"])
-    assert fresh.startswith("/home/ubuntu/Flora/deps/")
-    assert fresh != shared_install(commits["main"])
-    assert deps_dirs() == sorted({fresh, shared_install(commits["main"])})
+    fresh = shared_install(host["commits"]["new-package-json"])
+    assert fresh.startswith(f"{ROOT}/deps/") and fresh != shared_install(v2)
+    assert {fresh, shared_install(v2)} <= set(deps_dirs())
 
-    back = redeploy(host, "v3" if live == commits["v3"] else "v2", *keep_all)
-    assert back.returncode == 0, back.stdout[-5000:]
-    assert live_commit() == live
+
+def test_an_incremental_build_keeps_no_output_of_a_deleted_source(host):
+    put_live(host, "v2")
+    extra = "export const legacyDiscount = (price: number) => price * 0.9;\n"
+    added_branch, added = new_branch(host, "v2", {"apps/backend/src/legacy.ts": extra}, "Add a module")
+    deleted_branch, deleted = new_branch(host, added_branch, {"apps/backend/src/legacy.ts": None}, "Delete it")
+
+    with_module = redeploy(host, added_branch)
+    without_module = redeploy(host, deleted_branch)
+
+    assert with_module.rc == 0 and without_module.rc == 0, (with_module, without_module)
+    for run, commit in ((with_module, added), (without_module, deleted)):
+        unpacked = run.result("Unpack the commit into a work directory unless it is built")
+        assert unpacked["build_carried"], unpacked["build_carried_note"]
+    assert without_module.result("Unpack the commit into a work directory unless it is built")["stale_outputs"] == [
+        "dist/legacy.js"
+    ]
+    outputs = f"{ROOT}/releases/{{}}/apps/backend/dist"
+    assert "legacy.js" in host_exec("ls", outputs.format(added)).split()
+    assert host_exec("ls", outputs.format(deleted)).split() == ["index.js"]
+    assert live_commit() == deleted
 
 
 def test_redeploy_prunes_old_releases_but_keeps_the_live_and_the_last_good_one(host):
-    commits = host["commits"]
-    assert live_commit() == commits["v3"]
-    before = set(host_exec("ls", "/home/ubuntu/Flora/releases").split())
-    assert {commits["main"], commits["bad-migration"], commits["unhealthy"], commits["new-package-json"]} <= before
+    put_live(host, "main")
+    put_live(host, "new-package-json")
+    v3 = put_live(host, "v3")
+    before = set(host_exec("ls", f"{ROOT}/releases").split())
+    assert {host["commits"]["main"], host["commits"]["new-package-json"], v3} <= before
 
-    result = redeploy(host, "v2", "-e", "backend_redeploy_keep_releases=1")
+    run = redeploy(host, "v2", "-e", "backend_redeploy_keep_releases=1")
 
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commits["v2"]
-    assert set(host_exec("ls", "/home/ubuntu/Flora/releases").split()) == {commits["v2"], commits["v3"]}
-    for ref in ("main", "bad-migration", "unhealthy", "new-package-json"):
-        assert ledger_status(commits[ref]) == "pruned"
-    assert ledger_status(commits["v3"]) == "previous"
-    assert health_message() == "Flora backend v2 is running"
-    # The install only the pruned release used goes too; the one v2 and v3 link to stays.
-    assert shared_install(commits["v2"]) == shared_install(commits["v3"])
+    assert run.rc == 0, run
+    v2 = host["commits"]["v2"]
+    assert set(host_exec("ls", f"{ROOT}/releases").split()) == {v2, v3}
+    assert sorted(run.result(ACTIVATE)["recorded"]["pruned"]) == sorted(before - {v2, v3})
+    assert ledger_status(host["commits"]["main"]) == "pruned" and ledger_status(v3) == "previous"
+    # The install only the pruned releases used goes too; the one v2 and v3 link to stays.
     deadline = time.monotonic() + 30
-    while deps_dirs() != [shared_install(commits["v2"])] and time.monotonic() < deadline:
+    while deps_dirs() != [shared_install(v2)] and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert deps_dirs() == [shared_install(commits["v2"])]
+    assert deps_dirs() == [shared_install(v2)] == [shared_install(v3)]
 
 
 def test_redeploy_starts_an_app_that_pm2_has_stopped(host):
-    commits = host["commits"]
+    put_live(host, "v2")
     host_exec("su", "-", "ubuntu", "-c", f"{PM2} stop flora-backend")
     assert '"status":"online"' not in host_exec("su", "-", "ubuntu", "-c", f"{PM2} jlist")
 
-    # No online workers to replace: the app is started from its ecosystem file instead.
-    result = redeploy(host, "v3")
+    run = redeploy(host, "v3")
 
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert live_commit() == commits["v3"]
-    assert health_message() == "Flora backend v3 is running"
-    assert ledger()["current"] == commits["v3"]
+    assert run.rc == 0, run
+    v3 = host["commits"]["v3"]
+    assert run.result(ACTIVATE)["workers"] == [f"{ROOT}/releases/{v3}/apps/backend"] * 2
+    assert (live_commit(), health_message(), ledger()["current"]) == (v3, "Flora backend v3 is running", v3)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.hosts.conftest import HOST
 from tests.support import localaws, stack
-from tests.support.stack import playbook
+from tests.support.stack import playbook_run
 
 
 def ledger_current() -> str:
@@ -61,10 +61,7 @@ def target_group(bootstrapped_host):
     )["TargetGroups"][0]["TargetGroupArn"]
     target = {"Id": instance_id, "Port": 3001}
     elb.register_targets(TargetGroupArn=arn, Targets=[target])
-    live = ledger_current()
-    yield {"stack": bootstrapped_host, "elb": elb, "arn": arn, "target": target, "instance_id": instance_id}
-    restored = playbook(bootstrapped_host, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={live}")
-    assert restored.returncode == 0, restored.stdout[-4000:]
+    return {"stack": bootstrapped_host, "elb": elb, "arn": arn, "target": target, "instance_id": instance_id}
 
 
 def redeploy(group: dict, ref: str, **variables):
@@ -75,53 +72,65 @@ def redeploy(group: dict, ref: str, **variables):
         "backend_redeploy_target_drain_timeout": 30,
         **variables,
     }
-    return playbook(group["stack"], "redeploy_backend.yml", "-e", json.dumps(settings))
+    return playbook_run(group["stack"], "redeploy_backend.yml", "-e", json.dumps(settings))
 
 
-def other_release(group: dict) -> str:
-    commits = group["stack"]["commits"]
-    return "v3" if ledger_current() != commits["v3"] else "v2"
+OUT = "Change this host's membership of the target group to absent"
+ACTIVATE = "Switch, reload PM2 without dropping requests, verify the workers, check and record"
+BACK = "Change this host's membership of the target group to present"
+RECORD = "Record the release once the host is back in the load balancer"
+
+
+def put_live(group: dict, ref: str) -> None:
+    """Without the load balancer: the release a test starts from."""
+    run = playbook_run(group["stack"], "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+    assert run.rc == 0, run
 
 
 def test_the_host_leaves_the_target_group_for_its_reload_and_rejoins_after_the_checks(target_group):
-    ref = other_release(target_group)
+    put_live(target_group, "v2")
     with TargetWatch(target_group["elb"], target_group["arn"], target_group["target"]) as watch:
-        result = redeploy(target_group, ref)
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert ledger_current() == target_group["stack"]["commits"][ref]
+        run = redeploy(target_group, "v3")
+    assert run.rc == 0, run
+    v3 = target_group["stack"]["commits"]["v3"]
+    assert ledger_current() == v3
     assert watch.states == ["healthy", "unused", "healthy"]
-    out, reload, back = (
-        result.stdout.index("Take the host out of the load balancer"),
-        # The reload runs the health and smoke checks too.
-        result.stdout.index("Reload the app without dropping requests and check it"),
-        result.stdout.index("Put the host back into the load balancer"),
-    )
-    assert out < reload < back
+    # Out, then the reload with its checks, back in, and only then recorded.
+    steps = [name.split(" : ")[-1] for name in run.names() if name.split(" : ")[-1] in (OUT, ACTIVATE, BACK, RECORD)]
+    assert steps == [OUT, ACTIVATE, BACK, RECORD]
+    assert "recorded" not in run.result(ACTIVATE)
+    assert run.result(RECORD)["current"] == v3 and run.result(RECORD)["lock_released"]
 
 
 def test_a_failed_release_is_rolled_back_and_the_host_rejoins(target_group):
-    live = ledger_current()
+    put_live(target_group, "v2")
     with TargetWatch(target_group["elb"], target_group["arn"], target_group["target"]) as watch:
-        result = redeploy(target_group, "unhealthy")
-    assert result.returncode != 0
-    assert ledger_current() == live
+        run = redeploy(target_group, "unhealthy", backend_redeploy_health_retries=2)
+    assert run.rc != 0
+    assert ledger_current() == target_group["stack"]["commits"]["v2"]
     assert watch.states[0] == "healthy" and watch.states[-1] == "healthy"
     assert "unused" in watch.states
+    # Out for the failed release; out (already) and back in around the rollback's reload.
+    steps = [name.split(" : ")[-1] for name in run.names() if name.split(" : ")[-1] in (OUT, ACTIVATE, BACK, RECORD)]
+    assert steps == [OUT, ACTIVATE, OUT, ACTIVATE, BACK, RECORD]
+    assert "Rolled back automatically" in run.failure()
 
 
 def test_a_no_op_redeploy_leaves_the_target_group_alone(target_group):
+    put_live(target_group, "v2")
     with TargetWatch(target_group["elb"], target_group["arn"], target_group["target"]) as watch:
-        result = redeploy(target_group, ledger_current())
-    assert result.returncode == 0, result.stdout[-5000:]
+        run = redeploy(target_group, "v2")
+    assert run.rc == 0, run
     assert watch.states == ["healthy"]
-    assert "Take the host out of the load balancer" not in result.stdout
+    assert run.ran("Read the target group")
+    assert not run.results(OUT) and not run.results(ACTIVATE)
 
 
 def test_an_unknown_target_group_fails_before_anything_changes(target_group):
-    live = ledger_current()
+    put_live(target_group, "v2")
     missing = target_group["arn"].rsplit("/", 2)[0] + "/flora-missing/0123456789abcdef"
-    result = redeploy(target_group, other_release(target_group), backend_redeploy_target_group_arn=missing)
-    assert result.returncode != 0
-    assert f"Target group {missing} not found" in result.stdout
-    assert "Install dependencies" not in result.stdout
-    assert ledger_current() == live
+    run = redeploy(target_group, "v3", backend_redeploy_target_group_arn=missing)
+    assert run.rc != 0
+    assert run.failure().startswith(f"Target group {missing} not found")
+    assert not run.results("Take the deploy lock, resolve the ref, render the env file and decide")
+    assert ledger_current() == target_group["stack"]["commits"]["v2"]

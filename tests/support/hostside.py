@@ -152,6 +152,14 @@ def _variant_bad_migration(work: Path) -> None:
     _variant_v2(work)
 
 
+def _variant_with_migration(work: Path) -> None:
+    """A new migration that keeps every row: a column with a default."""
+    migration = work / "apps/backend/prisma/migrations/20250301000000_price/migration.sql"
+    migration.parent.mkdir(parents=True)
+    migration.write_text("ALTER TABLE products ADD COLUMN price integer NOT NULL DEFAULT 0;\n")
+    _edit(work / "apps/backend/src/index.ts", '"Flora backend is running"', '"Flora backend with-migration is running"')
+
+
 def _variant_new_package_json(work: Path) -> None:
     """A change to a file the install depends on, with the same dependencies: a new install all the same."""
     _edit(work / "apps/backend/package.json", '"private": true,', '"private": true,\n  "description": "Flora backend",')
@@ -167,6 +175,7 @@ VARIANTS = {
     "broken-build": _variant_broken_build,
     "unhealthy": _variant_unhealthy,
     "bad-migration": _variant_bad_migration,
+    "with-migration": _variant_with_migration,
     "new-package-json": _variant_new_package_json,
 }
 
@@ -194,6 +203,30 @@ def fixture_repository(base: Path, grow: Callable[[Path], None] | None = None) -
     git(base, "clone", "-q", "--bare", str(work), str(base / "flora.git"))
     git(base / "flora.git", "remote", "remove", "origin")
     return commits
+
+
+def push_commit(origin: Path, base: str, branch: str, changes: dict[str, str | None], message: str) -> str:
+    """A new branch on the fixture app's bare repository ``origin``: ``base`` with ``changes`` (path -> new text, or
+    None to delete the file) committed on top; returns the commit."""
+    with tempfile.TemporaryDirectory(prefix="flora-push-") as work:
+        clone = Path(work) / "flora"
+        git(Path(work), "clone", "-q", "-b", base, str(origin), str(clone))
+        git(clone, "checkout", "-q", "-b", branch)
+        for path, text in changes.items():
+            if text is None:
+                (clone / path).unlink()
+            else:
+                (clone / path).parent.mkdir(parents=True, exist_ok=True)
+                (clone / path).write_text(text)
+        git(clone, "add", "-A")
+        git(clone, "commit", "-q", "-m", message)
+        git(clone, "push", "-q", "origin", branch)
+        return git(clone, "rev-parse", "HEAD")
+
+
+def source_of(origin: Path, ref: str, path: str) -> str:
+    """A file of the fixture app at ``ref`` in the bare repository ``origin``."""
+    return git(origin, "show", f"{ref}:{path}")
 
 
 @contextmanager

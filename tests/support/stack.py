@@ -7,6 +7,7 @@ agent stand-in over HTTP, and an inventory whose group_vars point a systemd test
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,80 @@ def host_exec(host: str, *cmd: str) -> str:
     return subprocess.run(
         ["podman", "exec", host, *cmd], env=podman_env(), check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+class PlaybookRun:
+    """An ansible-playbook run reported by the ansible.posix.json callback: its exit code and each task's result."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, host: str):
+        self.rc = proc.returncode
+        self.stderr = proc.stderr
+        self.host = host
+        try:
+            self.report = json.loads(proc.stdout)
+        except ValueError:
+            self.report = {"plays": [], "stats": {}, "unparsed": proc.stdout}
+        self.tasks = [
+            (task["task"]["name"], task["hosts"].get(host))
+            for play in self.report["plays"]
+            for task in play["tasks"]
+            if host in task["hosts"]
+        ]
+
+    def results(self, name: str) -> list[dict]:
+        """The results of the tasks called ``name`` (with or without their role's prefix), in the order they ran."""
+        return [result for task, result in self.tasks if task == name or task.endswith(" : " + name)]
+
+    def result(self, name: str) -> dict:
+        """The result of the one task called ``name``; fails the test when it did not run exactly once."""
+        found = self.results(name)
+        assert len(found) == 1, f"{name!r} reported {len(found)} times: {[task for task, _ in self.tasks]}"
+        return found[0]
+
+    def ran(self, name: str) -> bool:
+        """Whether a task called ``name`` ran (reported, and not skipped)."""
+        return any(not result.get("skipped") for result in self.results(name))
+
+    def names(self) -> list[str]:
+        return [task for task, _ in self.tasks]
+
+    @property
+    def stats(self) -> dict:
+        return self.report["stats"].get(self.host, {})
+
+    @property
+    def changed(self) -> int:
+        return self.stats.get("changed", 0)
+
+    def failure(self) -> str:
+        """The message of the last task that failed; '' when none did."""
+        failed = [result.get("msg", "") for _task, result in self.tasks if result.get("failed")]
+        return failed[-1] if failed else ""
+
+    def __repr__(self) -> str:
+        lines = [f"rc={self.rc}"]
+        for task, result in self.tasks:
+            state = (
+                "failed"
+                if result.get("failed")
+                else "skipped"
+                if result.get("skipped")
+                else ("changed" if result.get("changed") else "ok")
+            )
+            lines.append(f"{state:8} {task}" + (f": {result.get('msg')}" if result.get("msg") else ""))
+        return "\n".join(lines + [self.stderr[-3000:], str(self.report.get("unparsed", ""))[-3000:]])
+
+
+def playbook_run(stack: dict, name: str, *extra: str, timeout: int = 900) -> PlaybookRun:
+    """ansible-playbook playbooks/<name> against the test host, reported task by task (ansible.posix.json)."""
+    env = dict(stack["env"], ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    proc = subprocess.run(
+        playbook_command(stack, name, *extra),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlaybookRun(proc, stack["host"])
