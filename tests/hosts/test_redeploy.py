@@ -412,7 +412,9 @@ def test_a_rollback_to_a_release_that_is_not_built_fails_and_changes_nothing(hos
 def test_a_second_concurrent_redeploy_fails_fast_on_the_lock(host):
     put_live(host, "v2")
     # The first run holds the lock at least as long as its workers take to start: 8 s here.
-    slow_start = json.dumps({"backend_redeploy_ref": "main", "app_env_extra_literals": {"FLORA_STARTUP_DELAY_MS": "8000"}})
+    slow_start = json.dumps(
+        {"backend_redeploy_ref": "main", "app_env_extra_literals": {"FLORA_STARTUP_DELAY_MS": "8000"}}
+    )
     command = playbook_command(host, "redeploy_backend.yml", "-e", slow_start)
     first = subprocess.Popen(command, env=host["env"], stdout=subprocess.PIPE, text=True)
     try:

@@ -79,22 +79,15 @@ def test_an_interrupted_switch_goes_through_the_switch_again_and_falls_back_to_t
 
 
 def test_changed_migrations_counts_additions_changes_and_renames_but_not_deletions():
-    name_status = "\0".join(
-        [
-            "A",
-            "apps/backend/prisma/migrations/3_new/migration.sql",
-            "M",
-            "apps/backend/prisma/schema.prisma",
-            "D",
-            "apps/backend/prisma/migrations/1_gone/migration.sql",
-            "R100",
-            "apps/backend/old.sql",
-            "apps/backend/prisma/migrations/4_moved/migration.sql",
-            "M",
-            "apps/backend/src/index.ts",
-            "",
-        ]
-    )
+    changes = [
+        ("A", "apps/backend/prisma/migrations/3_new/migration.sql"),
+        ("M", "apps/backend/prisma/schema.prisma"),
+        ("D", "apps/backend/prisma/migrations/1_gone/migration.sql"),
+        ("R100", "apps/backend/old.sql", "apps/backend/prisma/migrations/4_moved/migration.sql"),
+        ("M", "apps/backend/src/index.ts"),
+    ]
+    # As `git diff --name-status -z` writes them.
+    name_status = "".join(field + "\0" for change in changes for field in change)
     patterns = ["apps/backend/prisma/migrations/**", "/apps/backend/prisma/schema.prisma"]
     assert changed_migrations(name_status, patterns) == [
         "apps/backend/prisma/migrations/3_new/migration.sql",

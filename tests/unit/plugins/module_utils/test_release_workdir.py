@@ -92,7 +92,9 @@ def test_carry_build_output_copies_the_previous_output_without_what_deleted_sour
 def test_nothing_is_carried_from_a_full_build_or_a_project_it_cannot_read(tmp_path):
     previous, work = tmp_path / "previous", tmp_path / "work"
     write(previous / "dist/index.js")
-    show = lambda: config(["src/index.ts"], rootDir="src")  # noqa: E731
+
+    def show():
+        return config(["src/index.ts"], rootDir="src")
 
     assert carry_build_output(str(previous), str(work), "dist/.tsbuildinfo", show) == (
         False,
