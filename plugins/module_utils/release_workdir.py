@@ -81,12 +81,17 @@ def installed_pnpm_version(pnpm: str | None) -> str:
         return ""
 
 
-def publish(work: str, release_dir: str, commit: str, ref: str | None) -> None:
-    """Write the marker last inside the work directory and rename it to the release directory: both at once."""
-    marker = os.path.join(work, MARKER)
+def write_marker(directory: str, commit: str, ref: str | None) -> None:
+    """The marker that makes a directory a built release."""
+    marker = os.path.join(directory, MARKER)
     with open(marker, "w", encoding="utf-8") as handle:
         handle.write(json.dumps({"commit": commit, "ref": ref}) + "\n")
     os.chmod(marker, 0o640)
+
+
+def publish(work: str, release_dir: str, commit: str, ref: str | None) -> None:
+    """Write the marker last inside the work directory and rename it to the release directory: both at once."""
+    write_marker(work, commit, ref)
     os.rename(work, release_dir)
 
 
