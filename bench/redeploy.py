@@ -23,6 +23,7 @@ from statistics import median
 from bench import flora_sized
 from tests.support import hostside, stack
 from tests.support.load import SteadyLoad
+from tests.support.memory import MemoryWatch
 
 HOST = "flora-bench"
 STARTUP_DELAY_MS = "1500"
@@ -140,6 +141,26 @@ def push_one_line_changes(origin: Path, rounds: int) -> list[str]:
     return refs
 
 
+def push_dependency_change(origin: Path, base: str) -> str:
+    """A branch "deps" on top of ``base`` that changes the backend's package.json, so it installs afresh."""
+    source = hostside.source_of(origin, base, "apps/backend/src/index.ts")
+    package = json.loads(hostside.source_of(origin, base, "apps/backend/package.json"))
+    package["description"] = "Flora backend"
+    hostside.push_commit(
+        origin,
+        base,
+        "deps",
+        {
+            "apps/backend/package.json": json.dumps(package, indent=2) + "\n",
+            "apps/backend/src/index.ts": re.sub(
+                r"Flora backend \w+ is running", "Flora backend deps is running", source
+            ),
+        },
+        "A dependency change",
+    )
+    return "deps"
+
+
 def run(local: dict, app: str) -> list[str]:
     env = local["env"]
     outputs = []
@@ -166,7 +187,8 @@ def run(local: dict, app: str) -> list[str]:
     env["ANSIBLE_CALLBACKS_ENABLED"] = "flora.deploy.fast_exit,ansible.posix.profile_tasks"
     env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
     app_env = {"pm2_app_env": {"NODE_ENV": "production", "FLORA_STARTUP_DELAY_MS": STARTUP_DELAY_MS}}
-    bootstrap = stack.playbook(local, "bootstrap_ec2.yml", "-e", json.dumps(app_env))
+    with MemoryWatch(HOST, stack.podman_env()) as bootstrap_memory:
+        bootstrap = stack.playbook(local, "bootstrap_ec2.yml", "-e", json.dumps(app_env))
     if bootstrap.returncode != 0:
         raise SystemExit(bootstrap.stdout[-4000:])
     setup_manual_checkout(local)
@@ -194,6 +216,11 @@ def run(local: dict, app: str) -> list[str]:
         start_ups.append(floor(START_UP_PLAYBOOK))
         manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
 
+    # A dependency change: a fresh install and a full build, then the reload, on the t2.micro-sized host.
+    dependency_ref = push_dependency_change(local["origin"], refs[-1])
+    with MemoryWatch(HOST, stack.podman_env()) as dependency_memory, SteadyLoad(ours_url) as dependency_load:
+        dependency_time = timed(lambda: ours(dependency_ref), ours_url, "Flora backend deps is running")
+
     def cell(times: list[float]) -> str:
         return f"{median(times):.1f} s ({', '.join(f'{t:.1f}' for t in times)})"
 
@@ -219,6 +246,13 @@ def run(local: dict, app: str) -> list[str]:
         (
             f"| floor: ansible-playbook with no task (bench/start_up.yml) | {cell(manual_noop)} | {cell(start_ups)} "
             f"| {median(start_ups) / median(manual_noop):.2f}x |"
+        ),
+        "",
+        (
+            "On the test host, limited as a t2.micro is (1 GiB, no swap): the bootstrap took "
+            f"{bootstrap_memory.report()}; a redeploy with a dependency change (a fresh install and a full build) "
+            f"took {dependency_time:.1f} s and {dependency_memory.report()}, with {failed([dependency_load])} "
+            "requests failed."
         ),
         "",
         "Where redeploy_backend.yml's time went in the one-line change (medians): "

@@ -21,6 +21,7 @@ import pytest
 from tests.hosts.conftest import HOST
 from tests.support import hostside, localaws, stack
 from tests.support.load import SteadyLoad
+from tests.support.memory import MemoryWatch
 from tests.support.stack import PlaybookRun, playbook_command, playbook_run
 
 HEALTH = "http://127.0.0.1:3001/api/health"
@@ -476,11 +477,15 @@ def test_a_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host
     assert unlisted_workers() == set()
 
 
-def test_a_change_to_a_file_the_install_depends_on_installs_afresh(host):
+def test_a_change_to_a_file_the_install_depends_on_installs_afresh_within_a_t2_micro(host):
     v2 = put_live(host, "v2")
 
-    run = redeploy(host, "new-package-json", "-e", "backend_redeploy_keep_releases=10")
+    # A fresh install, a full build and a reload of both workers, on the test host's 1 GiB without swap.
+    with MemoryWatch(HOST, stack.podman_env()) as memory:
+        run = redeploy(host, "new-package-json", "-e", "backend_redeploy_keep_releases=10")
 
+    print(f"\nredeploy with a dependency change: {memory.report()}")
+    assert memory.limit == 1024**3 and memory.oom_kills == 0
     assert run.rc == 0, run
     assert not run.result("Unpack the commit into a work directory unless it is built")["deps_linked"]
     assert run.result("Install dependencies")["changed"]

@@ -28,7 +28,7 @@ class SteadyLoad:
         self.max_requests = max_requests
         self.sent = 0
         self.failures: list[str] = []
-        # When each failure happened (time.monotonic()), in the order of failures.
+        # When each failure happened (time.time(), to compare with task start and end times), in their order.
         self.failure_times: list[float] = []
         self.bodies: set[str] = set()
         self._lock = threading.Lock()
@@ -54,7 +54,7 @@ class SteadyLoad:
             with self._lock:
                 if failure:
                     self.failures.append(failure)
-                    self.failure_times.append(time.monotonic())
+                    self.failure_times.append(time.time())
                 if body is not None:
                     self.bodies.add(body.split('"timestamp"')[0])
             time.sleep(self.interval)

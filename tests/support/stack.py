@@ -68,12 +68,17 @@ def authorize_ssh(stack: dict) -> None:
     hostside.wait_for_port(SSH_PORT, timeout=60)
 
 
-def start_test_host(stack: dict) -> None:
-    """A fresh systemd test host for the stack (the demo and the benchmarks; tests use molecule)."""
+# A t2.micro, the real backend's instance type: 1 GiB and no swap.
+T2_MICRO = ("--memory=1g", "--memory-swap=1g")
+
+
+def start_test_host(stack: dict, limits: tuple[str, ...] = T2_MICRO) -> None:
+    """A fresh systemd test host for the stack (the demo and the benchmarks; most tests use molecule)."""
     host = stack["host"]
     subprocess.run(["podman", "rm", "-f", host], env=podman_env(), capture_output=True, check=False)
     subprocess.run(
-        ["podman", "run", "-d", "--name", host, "--systemd=always", "--network", "host", IMAGE, "/sbin/init"],
+        ["podman", "run", "-d", "--name", host, "--systemd=always", "--network", "host", *limits]
+        + ["--add-host", f"{host}:127.0.0.1", IMAGE, "/sbin/init"],
         env=podman_env(),
         capture_output=True,
         check=True,
