@@ -20,7 +20,7 @@ description:
     none), as O(git_user), and resolves O(ref) to a commit. An unknown ref fails the task.
   - With O(env), renders the env file from Parameter Store with the options of M(flora.deploy.ssm_env). The fetch
     runs meanwhile, and the file is written only once O(ref) is resolved.
-  - With neither, it takes the lock and reads, for a rollback.
+  - Returns the plan (RV(plan)) of a redeploy with O(ref), or of a rollback with O(action=rollback).
   - With O(release_lock_if_unchanged), releases the lock again when there is nothing to deploy (RV(unchanged)),
     that is when the commit is live, the ledger agrees, the env file did not change, and the app was reloaded
     with it (RV(env_live)).
@@ -37,6 +37,11 @@ options:
     description: The link that points at the live release directory (for example C(/home/ubuntu/Flora/current)).
     type: path
     required: true
+  releases_dir:
+    description:
+      - The release directories; a release is built when its directory holds the C(.flora-release) marker.
+      - Defaults to C(releases) beside O(current_link).
+    type: path
   lock:
     description:
       - The deploy lock, a directory created atomically; see O(flora.deploy.release_ledger#module:lock).
@@ -61,9 +66,30 @@ options:
   release_lock_if_unchanged:
     description:
       - Release the lock when RV(unchanged) is true, so a redeploy with nothing to do needs no other call.
-      - Requires O(ref) and O(env).
     type: bool
     default: false
+  action:
+    description:
+      - V(deploy) plans deploying O(ref) (fetched and resolved) with the env file O(env).
+      - V(rollback) plans going back to O(rollback_to), or the ledger's last good release, which must be built; it
+        fetches nothing and renders no env file. Without such a release the task fails, naming why.
+    type: str
+    choices: [deploy, rollback]
+    default: deploy
+  rollback_to:
+    description: With O(action=rollback), the commit to go back to; unset means the ledger's last good release.
+    type: str
+  migrate:
+    description: Whether the plan may apply migrations at all.
+    type: bool
+    default: true
+  migration_paths:
+    description:
+      - Git glob patterns of the migration files. The plan applies migrations when the target commit adds or changes
+        a matching file since the live release (C(git diff) in O(repo)).
+      - Unset applies them with every new release.
+    type: list
+    elements: str
   repo:
     description: The bare clone of the app's repository on the host. Required with O(ref).
     type: path
@@ -182,14 +208,38 @@ env_live:
       is not changed again.
   returned: when RV(env) is
   type: bool
+plan:
+  description:
+    - What the run does, decided from what the host runs.
+    - V(action) is V(release) (switch to V(commit), after building it when V(build), applying its migrations when
+      V(migrate)), V(reload) (the live release, with a new env file) or V(none).
+    - V(live) is the release the link points at, V(fallback) the one a failed release goes back to, V(summary) and
+      V(notes) say what the run does and why.
+  returned: when O(ref) is given or O(action=rollback), the lock was taken (or in check mode) and RV(linked) is not empty
+  type: dict
+  sample:
+    action: release
+    commit: 3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d
+    live: 0d4c6f7e2b9a8c1d3e5f7a9b0c2d4e6f8a1b3c5d
+    build: true
+    migrate: false
+    switch: true
+    fallback: 0d4c6f7e2b9a8c1d3e5f7a9b0c2d4e6f8a1b3c5d
+    summary: build main (3f1c2a9d8e7b), switch from 0d4c6f7e2b9a and reload
+    notes:
+      - "no migration changed since 0d4c6f7e2b9a: no migrations run"
+checkout:
+  description: Whether the app directory holds a checkout the app's scripts deployed (C(.git)), to be adopted by a bootstrap.
+  returned: always
+  type: bool
 unchanged:
   description:
-    - The commit is live (the link and the ledger agree), the env file did not change, and RV(env_live) is true.
-    - Always false without O(ref) and O(env).
+    - The plan is V(none). For a redeploy - the commit is live (the link and the ledger agree), the env file did
+      not change, and RV(env_live) is true.
   returned: always
   type: bool
 lock_released:
-  description: Whether this call released the lock again (O(release_lock_if_unchanged), or a failure).
+  description: Whether this call released the lock again (O(release_lock_if_unchanged), a host never deployed, or a failure).
   returned: always
   type: bool
 """

@@ -21,9 +21,9 @@ description:
   - Runs the health and smoke checks in O(checks), retried together while the app starts, as
     M(flora.deploy.http_check) runs them.
   - With O(record), records the release as live in the release ledger, prunes old releases and releases the
-    deploy lock, as M(flora.deploy.release_ledger) does. The release passed its checks by then: a ledger that
-    cannot be written does not fail the task, it is returned as RV(record_error).
-  - Warns when the running PM2 daemon was started with another C(PM2_KILL_SIGNAL) than O(kill_signal): its reloads
+    deploy lock, as M(flora.deploy.release_ledger) does. The release passed its checks by then, so a ledger that
+    cannot be written does not fail the task; the error is returned as RV(record_error).
+  - Warns when the running PM2 daemon was started with another C(PM2_KILL_SIGNAL) than O(kill_signal). Its reloads
     then send the app SIGINT directly, and an app whose SIGINT handler exits at once drops requests.
 author:
   - Flora platform team (@flora-marketplace)
@@ -356,7 +356,8 @@ def main():
                 f"The PM2 daemon runs with PM2_KILL_SIGNAL={running or '(unset, so SIGINT)'}, not "
                 f"{params['kill_signal']}: it was not started by its pm2 systemd unit. Its reloads signal the old "
                 "workers without letting their requests finish first, and an app that exits at once on SIGINT "
-                f"drops requests. Restart the unit at a quiet moment (systemctl restart pm2-<user>)."
+                "drops requests. At a quiet moment, stop it (pm2 kill, as the app user) and start the unit "
+                "(systemctl restart pm2-<user>): the app is down meanwhile."
             )
     log_path = os.path.join(params["pm2_home"], f"reload-{params['pm2_app_name']}.log")
     try:

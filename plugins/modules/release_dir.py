@@ -20,8 +20,8 @@ description:
     installed packages from O(deps_dir) instead of installing again (RV(deps_linked)).
   - With O(carry_build_from) and O(build_info), and the dependencies linked from the same install as that
     release, its build output is carried into the work directory for an incremental build, keeping only the files
-    tsc emits for the new commit's sources (C(tsc --showConfig) in the work directory): the output of a deleted or
-    renamed source does not survive.
+    tsc emits for the new commit's sources (C(tsc --showConfig) in the work directory), so the output of a deleted
+    or renamed source does not survive.
   - With O(state=built), shares a fresh install in O(deps_dir) for the next releases, writes the marker and renames
     the work directory to the release directory.
 author:

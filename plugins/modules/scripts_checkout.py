@@ -19,7 +19,7 @@ description:
     C(<releases_dir>/<its commit>), a release to roll back to, with the release marker; when O(live) is its commit,
     into C(<releases_dir>/.scripts-checkout-<commit>), kept but no release. The backend's C(.env) becomes a link to
     O(env_file); the scripts' file is kept beside it as C(.env.from-scripts), readable by its owner only.
-  - Run O(state=adopted) only once the scripts' processes are stopped: they run from these files.
+  - Run O(state=adopted) only once the scripts' processes are stopped, as they run from these files.
 author:
   - Flora platform team (@flora-marketplace)
 options:

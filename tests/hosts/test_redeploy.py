@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from tests.hosts.conftest import HOST
+from tests.hosts.conftest import HOST, wait_for_health
 from tests.support import hostside, localaws, stack
 from tests.support.load import SteadyLoad
 from tests.support.memory import MemoryWatch
@@ -200,6 +200,9 @@ def test_a_new_commit_is_served_without_dropping_requests_though_the_app_exits_a
     assert activated["switched"] and activated["previous"] == main
     assert activated["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
     assert activated["recorded"]["lock_released"] and not locked()
+    # The helper saw no ready message (the app sends none): each new worker counted as ready once it listened.
+    assert sum("replaced" in line for line in activated["reload_log"]) == 2
+    assert not any("sent ready" in line for line in activated["reload_log"])
     # Both workers are replaced together; each new one counts as ready once it listens (the app sends no ready
     # message), and each old one stops only after that.
     events = pm2_reload_events(log_start)
@@ -218,6 +221,47 @@ def test_a_new_commit_is_served_without_dropping_requests_though_the_app_exits_a
     assert run.result("Say what this run does")["msg"].endswith(
         f"no migration changed since {main[:12]}: no migrations run"
     )
+
+
+def test_an_app_that_sends_ready_is_waited_for_once_the_ecosystem_opts_in(host):
+    """The fixture's cooperative variant: it sends ready and closes its server on SIGINT before it exits."""
+    put_live(host, "v2")
+    cooperative = {
+        "pm2_wait_ready": True,
+        "pm2_app_env": {"NODE_ENV": "production", "FLORA_SEND_READY": "1", "FLORA_SHUTDOWN_GRACE_MS": "1000"},
+    }
+    try:
+        opted_in = playbook_run(host, "bootstrap_ec2.yml", "-e", json.dumps(cooperative))
+        assert opted_in.rc == 0, opted_in
+        with SteadyLoad(HEALTH, interval=0.005, threads=4) as load:
+            run = redeploy(host, "v3")
+        assert run.rc == 0, run
+        assert sum("successor sent ready" in line for line in run.result(ACTIVATE)["reload_log"]) == 2
+        assert load.failures == []
+        assert health_message() == "Flora backend v3 is running"
+    finally:
+        restored = playbook_run(host, "bootstrap_ec2.yml")
+        assert restored.rc == 0, restored
+
+
+def test_a_pm2_daemon_started_without_its_unit_is_warned_about(host):
+    put_live(host, "v2")
+    # What `pm2 list` or a hand-started app does when no daemon runs: a daemon without the unit's environment.
+    host_exec("su", "-", "ubuntu", "-c", f"{PM2} kill >/dev/null && {PM2} start {ROOT}/shared/ecosystem.config.js")
+    try:
+        run = redeploy(host, "v3")
+        assert run.rc == 0, run
+        assert "The PM2 daemon runs with PM2_KILL_SIGNAL=(unset, so SIGINT), not SIGTERM" in " ".join(
+            run.result(ACTIVATE).get("warnings", [])
+        )
+    finally:
+        # As the warning says: that daemon stopped, the unit started.
+        host_exec("su", "-", "ubuntu", "-c", f"{PM2} kill >/dev/null")
+        host_exec("systemctl", "restart", "pm2-ubuntu")
+    assert wait_for_health() == 200 and health_message() == "Flora backend v3 is running"
+    again = redeploy(host, "v2")
+    assert again.rc == 0, again
+    assert again.ran(ACTIVATE) and not again.result(ACTIVATE).get("warnings")
 
 
 def test_redeploy_of_the_live_commit_is_a_no_op(host):

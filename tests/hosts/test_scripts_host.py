@@ -63,7 +63,8 @@ def scripts_host(host_services, tmp_path):
     inventory = tmp_path / "inventory"
     shutil.copytree(host_services["inventory"] / "group_vars", inventory / "group_vars")
     hosts = yaml.safe_load((host_services["inventory"] / "hosts.yml").read_text())
-    hosts["flora_backend"]["hosts"] = {SCRIPTS_HOST: next(iter(hosts["flora_backend"]["hosts"].values()))}
+    (connection,) = hosts["flora_backend"]["hosts"].values()
+    hosts["flora_backend"]["hosts"] = {SCRIPTS_HOST: connection}
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
     services = dict(host_services, host=SCRIPTS_HOST, inventory=inventory)
     env_file = tmp_path / "scripts.env"

@@ -33,7 +33,7 @@ class SteadyLoad:
         self.bodies: set[str] = set()
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _client in range(threads)]
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds

@@ -222,7 +222,7 @@ class PlaybookRun:
     def result(self, name: str) -> dict:
         """The result of the one task called ``name``; fails the test when it did not run exactly once."""
         found = self.results(name)
-        assert len(found) == 1, f"{name!r} reported {len(found)} times: {[task for task, _ in self.tasks]}"
+        assert len(found) == 1, f"{name!r} reported {len(found)} times: {self.names()}"
         return found[0]
 
     def ran(self, name: str) -> bool:
@@ -230,7 +230,7 @@ class PlaybookRun:
         return any(not result.get("skipped") for result in self.results(name))
 
     def names(self) -> list[str]:
-        return [task for task, _ in self.tasks]
+        return [task for task, _result in self.tasks]
 
     @property
     def stats(self) -> dict:

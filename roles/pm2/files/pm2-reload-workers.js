@@ -92,7 +92,11 @@ function reloadWorker(id, readyWaiters) {
   readyWaiters.set(id, readyNow);
   const finished = new Promise((resolve, reject) => {
     // force: the reloads run together, and each would otherwise refuse while PM2's reload lock is taken.
-    pm2.reload(id, { force: true }, (err) => (err ? reject(new Error(`worker ${id}: ${err.message || err}`)) : resolve()));
+    pm2.reload(id, { force: true }, (err) => {
+      if (err) return reject(new Error(`worker ${id}: ${err.message || err}`));
+      console.error(`worker ${id} replaced: its successor is ready and the old worker has stopped`);
+      return resolve();
+    });
   });
   // Without wait_ready PM2 waits for "listening" instead, and no ready message comes.
   finished.then(readyNow, () => {});
@@ -115,7 +119,10 @@ pm2.connect((err) => {
       bus.on("process:msg", (packet) => {
         if (packet.raw !== "ready" || !packet.process || packet.process.name !== name) return;
         const ready = readyWaiters.get(packet.process.pm_id);
-        if (ready) ready();
+        if (ready) {
+          console.error(`worker ${packet.process.pm_id}'s successor sent ready`);
+          ready();
+        }
       });
       const ids = procs.map((proc) => Number(proc.pm_id));
       const batch = Number(batchArg) > 0 ? Number(batchArg) : ids.length;
