@@ -24,6 +24,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOT
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import (
+    READERS,
     EnvFileError,
     diff_keys,
     masked_listing,
@@ -56,6 +57,7 @@ ENV_FILE_ARGUMENT_SPEC = dict(
     owner=dict(type="str"),
     group=dict(type="str"),
     backup=dict(type="bool", default=False),
+    reader=dict(type="str", choices=list(READERS), default="dotenv"),
 )
 ENV_FILE_REQUIRED_ONE_OF = [["paths", "names"]]
 
@@ -129,7 +131,7 @@ def resolve_id(module, value, database, kind) -> int:
 def fetch_parameters(module, client, options: dict) -> tuple[list, int]:
     parameters = []
     calls = 0
-    for path in options["paths"]:
+    for path in filter(None, options["paths"]):
         try:
             found, path_calls = fetch_parameters_by_path(client, path, options["recursive"])
         except botocore.exceptions.ClientError as e:
@@ -144,9 +146,10 @@ def fetch_parameters(module, client, options: dict) -> tuple[list, int]:
                 msg=f"No parameters found under {path} in region {module.region}: the path is unknown or empty"
             )
         parameters.extend(found)
-    if options["names"]:
+    names = [name for name in options["names"] if name]
+    if names:
         try:
-            found, missing, name_calls = fetch_parameters_by_name(client, options["names"])
+            found, missing, name_calls = fetch_parameters_by_name(client, names)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             module.fail_json_aws(e, msg="Failed to read the named parameters")
         calls += name_calls
@@ -171,6 +174,17 @@ def attributes_differ(dest: str, mode: int, uid: int, gid: int) -> bool:
     return (stat.st_mode & 0o7777) != mode or (uid != -1 and stat.st_uid != uid) or (gid != -1 and stat.st_gid != gid)
 
 
+def empty_sources_problem(options: dict) -> str | None:
+    """Why a render with these options must not run: no path and no name to read (empty entries count as none).
+    required_one_of cannot tell an empty list from a missing one, and paths: "{{ x | default([]) }}" gives []."""
+    if any(options["paths"]) or any(options["names"]):
+        return None
+    return (
+        f"Nothing to read for {options['dest']}: paths and names are both empty, so every secret would be missing. "
+        "The file was left as it was."
+    )
+
+
 def render_env_from_ssm(module, options: dict, before_write: Callable[[], None] | None = None) -> dict[str, Any]:
     """Read the parameters, render the file and write it when it changes (not in check mode).
 
@@ -180,6 +194,9 @@ def render_env_from_ssm(module, options: dict, before_write: Callable[[], None] 
     check mode too); a failure in it leaves the file as it was.
     """
     dest = options["dest"]
+    problem = empty_sources_problem(options)
+    if problem:
+        module.fail_json(msg=problem)
     mode = parse_mode(module, options["mode"])
     uid = resolve_id(module, options["owner"], pwd.getpwnam, "user")
     gid = resolve_id(module, options["group"], grp.getgrnam, "group")
@@ -197,12 +214,12 @@ def render_env_from_ssm(module, options: dict, before_write: Callable[[], None] 
     )
     try:
         values = build_env(parameters, mapping)
-        content = render_env_file(values)
+        content = render_env_file(values, options["reader"])
     except (EnvMappingError, EnvFileError) as e:
         module.fail_json(msg=f"Cannot render {dest}: {e}", problems=e.problems)
 
     existing = read_existing(module, dest)
-    before = parse_env_text(existing) if existing is not None else {}
+    before = parse_env_text(existing, options["reader"]) if existing is not None else {}
     added, removed, changed_keys = diff_keys(before, values)
     content_changed = existing != content
     changed = content_changed or attributes_differ(dest, mode, uid, gid)

@@ -275,6 +275,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import (
     ENV_FILE_ARGUMENT_SPEC,
     ENV_FILE_REQUIRED_ONE_OF,
     check_sdk,
+    empty_sources_problem,
     render_env_from_ssm,
 )
 
@@ -286,6 +287,9 @@ def env_options(module):
     module.no_log_values.update(validated._no_log_values)
     if validated.error_messages:
         module.fail_json(msg="env: " + "; ".join(validated.error_messages))
+    problem = empty_sources_problem(validated.validated_parameters)
+    if problem:
+        module.fail_json(msg=f"env: {problem}")
     return validated.validated_parameters
 
 

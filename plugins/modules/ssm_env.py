@@ -11,7 +11,9 @@ version_added: 0.1.0
 description:
   - Reads every parameter under one or more SSM Parameter Store paths (recursive, paginated, decrypted)
     and/or named parameters, maps them to environment variable names, and writes an env file that reads
-    back byte-for-byte through npm C(dotenv) v16 and python-dotenv.
+    back byte for byte through the reader that loads it (O(reader)).
+  - With neither a path nor a name to read (O(paths) and O(names) both empty, after templating), the task fails
+    and the file is left as it was, rather than be replaced by one without any secret.
   - Parameters under a path cost one C(GetParametersByPath) call per 10 parameters; named parameters
     one C(GetParameters) call per 10 names. Every call is retried with jittered backoff on throttling.
   - The file is written atomically (a private temporary file in the same directory, then a rename), with
@@ -102,13 +104,31 @@ options:
       - Keep a timestamped copy of the previous file next to it when the content changes.
     type: bool
     default: false
+  reader:
+    description:
+      - What loads the file. Each value is written in the form this reader reads back unchanged, and a value it
+        cannot carry at all fails the task naming its key and why, before anything is written.
+      - V(dotenv) is npm C(dotenv) 16 (C(parse) and C(config); the Flora backend's). It cannot carry a value that
+        holds a single quote or a carriage return, and a backtick or a carriage return, and a double quote or a
+        backslash before an C(n) or C(r).
+      - V(python-dotenv) is python-dotenv's C(load_dotenv) and C(dotenv_values) with their variable expansion on, as
+        by default. It cannot carry a value holding C(${...}), which it expands whatever the quoting.
+      - V(vite) is Vite's C(loadEnv) (npm C(dotenv) 16, then C(dotenv-expand)), the frontend build's. Every C($) is
+        written as C(\$), which it reads back as C($); it cannot carry what V(dotenv) cannot, with each C($) counted
+        as a backslash before it. A variable of the build's own environment with the same name still wins, as
+        Vite decides.
+      - No reader carries a NUL character, which ends an environment string, or text that is not UTF-8.
+    type: str
+    choices: [dotenv, python-dotenv, vite]
+    default: dotenv
+    version_added: 0.1.0
 requirements:
   - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (older releases get a
     warning; amazon.aws's general minimum, 1.34, does not apply to the Parameter Store calls made here)
 notes:
-  - Each value is written in single quotes, double quotes with C(\n) escapes, or unquoted, whichever both
-    parsers read back unchanged. A value neither can represent (a single quote together with a double
-    quote or a backslash, or C(${...}), which python-dotenv expands) fails the task naming its key.
+  - For V(dotenv), each value is written in single quotes, double quotes with C(\n) and C(\r) for line breaks,
+    backticks, or unquoted, the first that carries it; for V(python-dotenv), in single quotes, or in double quotes
+    with escapes when it holds a carriage return.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -279,3 +279,18 @@ def test_no_secret_value_appears_at_vvv_with_diff(preflight, app):
     for name in localaws.FLORA_SECURE_PARAMETERS:
         assert localaws.FLORA_SECURE_PARAMETERS[name] not in result["output"]
     assert "p%40ss" not in result["output"]
+
+
+def test_an_env_with_nothing_to_read_fails_before_the_lock_and_keeps_the_file(preflight, app):
+    env_file = app["root"] / "shared" / "backend.env"
+    env_file.write_text("KEEP='live'\n")
+
+    result = preflight(extra={"app_env_ssm_path": ""})
+
+    assert result["failed"]
+    assert result["msg"] == (
+        f"env: Nothing to read for {env_file}: paths and names are both empty, so every secret would be missing. "
+        "The file was left as it was."
+    )
+    assert env_file.read_text() == "KEEP='live'\n"
+    assert lock_owner(app["root"]) is None and not (app["root"] / "repo.git").exists()

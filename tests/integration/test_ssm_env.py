@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -47,3 +48,24 @@ def test_no_secret_value_appears_at_vvv_with_diff(aws, run_playbook):
         assert secret not in result.output
     # The URL-encoded password is a secret too.
     assert "p%40ss" not in result.output
+
+
+def test_no_source_or_a_value_the_reader_cannot_carry_fails_and_keeps_the_file(aws, run_playbook, tmp_path):
+    ssm = localaws.boto3_client("ssm", aws)
+    expanded, uncarried = "pa${HOME}ss w0rd", "it's \"quoted\" `and` # multiline\nyes"
+    ssm.put_parameter(Name="/flora/tricky/db_password", Value=expanded, Type="SecureString")
+    ssm.put_parameter(Name="/flora/tricky/uncarried", Value=uncarried, Type="SecureString")
+
+    result = run_playbook("ssm_env/sources_and_readers.yml", None, "-vvv", "--diff")
+
+    assert result.rc == 0, result
+    assert read_with_npm_dotenv(tmp_path / "backend.env") == {"DB_PASSWORD": expanded}
+    for secret in (expanded, uncarried, json.dumps(uncarried)[1:-1]):
+        assert secret not in result.output
+
+
+def test_app_env_with_nothing_to_read_fails_and_keeps_the_file(aws, run_playbook):
+    localaws.seed_flora_parameters(aws)
+    result = run_playbook("ssm_env/app_env_nothing_to_read.yml")
+    assert result.rc == 0, result
+    assert "The role failed naming the problem, and the file is as it was" in result.output

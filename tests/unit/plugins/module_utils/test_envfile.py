@@ -39,15 +39,16 @@ TRICKY_VALUES = {
 }
 
 
-def test_every_tricky_value_reads_back_through_the_node_parser_port():
-    text = render_env_file(TRICKY_VALUES)
-    assert parse_env_text(text) == TRICKY_VALUES
+@pytest.mark.parametrize("reader", ["dotenv", "python-dotenv", "vite"])
+def test_every_tricky_value_reads_back_through_the_readers_port(reader):
+    text = render_env_file(TRICKY_VALUES, reader)
+    assert parse_env_text(text, reader) == TRICKY_VALUES
 
 
-def test_python_dotenv_reads_back_every_value(tmp_path):
+def test_python_dotenv_reads_back_every_value_written_for_it(tmp_path):
     dotenv = pytest.importorskip("dotenv")
     path = tmp_path / "app.env"
-    path.write_text(render_env_file(TRICKY_VALUES), encoding="utf-8")
+    path.write_text(render_env_file(TRICKY_VALUES, "python-dotenv"), encoding="utf-8")
     assert dict(dotenv.dotenv_values(path)) == TRICKY_VALUES
 
 
@@ -58,34 +59,43 @@ def test_output_is_sorted_and_stable():
 
 
 @pytest.mark.parametrize(
-    "value, expected",
+    ("reader", "value", "expected"),
     [
-        ("simple", "'simple'"),
-        ("it's", '"it\'s"'),
-        ("it's\nx", '"it\'s\\nx"'),
-        ("a\\\\b", "a\\\\b"),
-        ('he said "it\'s"', 'he said "it\'s"'),
+        ("dotenv", "simple", "'simple'"),
+        # npm dotenv keeps a quote pair's content as it is once its quoted pattern gives up on the line.
+        ("dotenv", "it's", "'it's'"),
+        ("dotenv", 'he said "it\'s"', "'he said \"it's\"'"),
+        ("dotenv", "'`\"", "''`\"'"),
+        # Not across lines: a line break moves a single quote into double quotes.
+        ("dotenv", "it's\nx", '"it\'s\\nx"'),
+        ("python-dotenv", "it's \\ here", "'it\\'s \\\\ here'"),
+        ("python-dotenv", 'a\rb"', '"a\\rb\\""'),
+        ("vite", "pa$word ${X}", "'pa\\$word \\${X}'"),
     ],
 )
-def test_quote_value_picks_the_first_form_both_parsers_share(value, expected):
-    assert quote_value(value) == expected
+def test_quote_value_picks_the_first_form_the_reader_reads_back(reader, value, expected):
+    assert quote_value(value, reader) == expected
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("reader", "value"),
     [
-        'it\'s "quoted"\nand multiline',
-        "it's a \\ backslash with # hash",
-        ' it\'s "padded" ',
-        "${HOME}",
-        "prefix ${DB_PASSWORD:-x} suffix",
+        ("dotenv", 'it\'s "quoted" `and` # multiline\nyes'),
+        ("dotenv", "nul \x00 inside"),
+        ("python-dotenv", "${HOME}"),
+        ("python-dotenv", "prefix ${DB_PASSWORD:-x} suffix"),
+        ("vite", "not utf-8 \udcff"),
     ],
 )
-def test_unrepresentable_values_fail_naming_the_key(value):
+def test_values_a_reader_cannot_carry_fail_naming_the_key(reader, value):
     with pytest.raises(EnvFileError) as excinfo:
-        render_env_file({"GOOD": "x", "BAD_KEY_VALUE": value})
-    assert "BAD_KEY_VALUE" in str(excinfo.value)
-    assert "GOOD" not in str(excinfo.value)
+        render_env_file({"GOOD": "x", "BAD_KEY_VALUE": value}, reader)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith(f"the value of BAD_KEY_VALUE cannot be written for {reader}: ")
+
+
+def test_npm_dotenv_needs_no_refusal_for_what_python_dotenv_expands():
+    assert parse_env_text(render_env_file({"A": "${HOME}"}), "dotenv") == {"A": "${HOME}"}
 
 
 def test_invalid_keys_are_refused():
@@ -100,6 +110,7 @@ def test_invalid_keys_are_refused():
 def test_parse_reads_hand_written_files():
     text = "# comment\nexport A=1\nB = two words # trailing\nC=\"x\\ny\"\r\nD='q'\n"
     assert parse_env_text(text) == {"A": "1", "B": "two words", "C": "x\ny", "D": "q"}
+    assert parse_env_text(text, "python-dotenv") == {"A": "1", "B": "two words", "C": "x\ny", "D": "q"}
 
 
 def test_diff_keys_and_masking():
