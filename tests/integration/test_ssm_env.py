@@ -52,7 +52,7 @@ def test_no_secret_value_appears_at_vvv_with_diff(aws, run_playbook):
 
 def test_no_source_or_a_value_the_reader_cannot_carry_fails_and_keeps_the_file(aws, run_playbook, tmp_path):
     ssm = localaws.boto3_client("ssm", aws)
-    expanded, uncarried = "pa${HOME}ss w0rd", "it's \"quoted\" `and` # multiline\nyes"
+    expanded, uncarried = "pa${HOME}ss w0rd", 'it\'s "quoted" `and` # multiline\nyes'
     ssm.put_parameter(Name="/flora/tricky/db_password", Value=expanded, Type="SecureString")
     ssm.put_parameter(Name="/flora/tricky/uncarried", Value=uncarried, Type="SecureString")
 

@@ -149,7 +149,6 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
                 "FLORA_COLLECTIONS_PATH": str(REPO / ".collections"),
                 "FLORA_TEST_INVENTORY": str(inventory),
                 "FLORA_TEST_PG_PORT": str(pg_port),
-                "FLORA_SHARED_DIR": str(REPO.parent / "shared"),
                 "ANSIBLE_NOCOLOR": "1",
                 "PY_COLORS": "0",
             }

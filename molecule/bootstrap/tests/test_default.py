@@ -16,9 +16,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.localaws import expected_backend_env
 
-SCHEMA = (
-    Path(os.environ.get("FLORA_SHARED_DIR", REPO.parent / "shared")) / "reference" / "cloudwatch-agent" / "schema.json"
-)
+# The CloudWatch agent's published config schema (MIT licence beside it), copied into the repository.
+SCHEMA = REPO / "tests" / "fixtures" / "cloudwatch-agent-schema" / "schema.json"
 ROOT = "/home/ubuntu/Flora"
 
 
