@@ -113,6 +113,46 @@ class PendingFetch:
         process.communicate()
 
 
+class RemoteRef:
+    """What a check run resolves instead of fetching: the ref as the remote advertises it, nothing written.
+
+    A branch or a tag is read from ``git ls-remote``; a commit id is looked up in the cache when there is one, and a
+    full one is taken as it is when there is none (a check run cannot tell whether the remote has it). result()
+    says, as a fetch's does, whether the cache would be cloned.
+    """
+
+    def __init__(self, run: Run, repo: str, url: str, ref: str):
+        self._run = run
+        self._repo = repo
+        self._url = url
+        self._ref = ref
+
+    def result(self) -> tuple[str, bool]:
+        return self._commit(), not os.path.exists(os.path.join(self._repo, "HEAD"))
+
+    def _commit(self) -> str:
+        rc, out, err = self._run(["git", "ls-remote", "--", self._url])
+        if rc != 0:
+            raise GitCacheError(f"Cannot read the refs of {self._url}: {_git_error(err)}")
+        advertised = dict(reversed(line.split("\t", 1)) for line in out.splitlines() if "\t" in line)
+        for name in (f"refs/heads/{self._ref}", f"refs/tags/{self._ref}^{{}}", f"refs/tags/{self._ref}"):
+            if name in advertised:
+                return advertised[name]
+        if os.path.exists(os.path.join(self._repo, "HEAD")):
+            rc, out, _err = self._run(
+                ["git", f"--git-dir={self._repo}", "rev-parse", "--verify", "--quiet", "--end-of-options",
+                 f"{self._ref}^{{commit}}"]
+            )  # fmt: skip
+            if rc == 0 and out.strip():
+                return out.strip()
+        if len(self._ref) == 40 and all(char in "0123456789abcdef" for char in self._ref):
+            return self._ref
+        raise GitCacheError(f"Unknown git ref '{self._ref}' in {self._url}: no branch, tag or commit has that name")
+
+    def cancel(self) -> None:
+        """Nothing runs in the background."""
+
+
 def start_fetch(run: Run, start: Start, repo: str, url: str, ref: str) -> PendingFetch:
     """Clone the cache if it is missing (waiting for that), then start fetching every branch and tag into it.
 
@@ -132,14 +172,17 @@ def start_fetch(run: Run, start: Start, repo: str, url: str, ref: str) -> Pendin
 
 
 def git_runners(module, user: str | None) -> tuple[Run, Start]:
-    """run(argv) and start(argv) for git as ``user`` (the module's user when None): one waits for git, the other
-    leaves it running. Git never prompts for credentials."""
+    """run(argv) and start(argv) for git as ``user`` (the module's user when None, or in check mode when ``user``
+    does not exist yet): one waits for git, the other leaves it running. Git never prompts for credentials."""
     prefix: list[str] = []
     if user:
         try:
             uid = pwd.getpwnam(user).pw_uid
         except KeyError:
-            module.fail_json(msg=f"git_user {user!r} does not exist on this host")
+            if not module.check_mode:
+                module.fail_json(msg=f"git_user {user!r} does not exist on this host")
+            # A real run creates the user first; a check only reads the remote, as the module's user.
+            uid = os.geteuid()
         if uid != os.geteuid():
             if os.geteuid() != 0:
                 module.fail_json(msg=f"git_user {user!r} needs the module to run as root (become)")

@@ -40,7 +40,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The cache is fetched in check mode too, to resolve the ref; the app never reads it.
+    details:
+      - Nothing is written. A branch or tag is resolved from what the remote advertises (C(git ls-remote)); a
+        commit id from the cache, when there is one. RV(cloned) says whether a real run would clone the cache.
   diff_mode:
     support: none
   idempotent:
@@ -74,7 +76,12 @@ cloned:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.git_cache import GitCacheError, git_runners, start_fetch
+from ansible_collections.flora.deploy.plugins.module_utils.git_cache import (
+    GitCacheError,
+    RemoteRef,
+    git_runners,
+    start_fetch,
+)
 
 
 def main():
@@ -90,7 +97,11 @@ def main():
     params = module.params
     run, start = git_runners(module, params["git_user"])
     try:
-        commit, cloned = start_fetch(run, start, params["repo"], params["repo_url"], params["ref"]).result()
+        if module.check_mode:
+            pending = RemoteRef(run, params["repo"], params["repo_url"], params["ref"])
+        else:
+            pending = start_fetch(run, start, params["repo"], params["repo_url"], params["ref"])
+        commit, cloned = pending.result()
     except GitCacheError as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=cloned, commit=commit, cloned=cloned)

@@ -122,7 +122,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The repository cache is fetched in check mode too (the app never reads it); the lock is not taken.
+    details:
+      - Nothing is written and the lock is not taken. The ref is resolved from what the remote advertises
+        (C(git ls-remote)), or from the cache for a commit id; migrations are counted when the cache has both
+        commits, else a real run would apply them.
   diff_mode:
     support: full
     details: The env file's keys added, removed and changed, with their values masked.
@@ -253,6 +256,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock
 from ansible_collections.flora.deploy.plugins.module_utils.git_cache import (
     GitCacheError,
+    RemoteRef,
     git_runners,
     start_fetch,
 )
@@ -395,7 +399,9 @@ def main():
             module.fail_json(msg=str(e))
         result.update(changed=cloned, commit=commit, cloned=cloned)
 
-    if params["ref"] is not None and deploying:
+    if params["ref"] is not None and deploying and module.check_mode:
+        fetch = RemoteRef(run_git, params["repo"], params["repo_url"], params["ref"])
+    elif params["ref"] is not None and deploying:
         try:
             fetch = start_fetch(run_git, start_git, params["repo"], params["repo_url"], params["ref"])
         except GitCacheError as e:

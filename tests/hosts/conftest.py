@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, ensure_collection_link
 from tests.support import stack
@@ -73,3 +77,40 @@ def wait_for_health(url: str = "http://127.0.0.1:3001/api/health", timeout: floa
             if time.monotonic() > deadline:
                 return 0
             time.sleep(1)
+
+
+def container_running(name: str) -> bool:
+    state = subprocess.run(
+        ["podman", "inspect", "--format", "{{.State.Running}}", name],
+        env=stack.podman_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return state.stdout.strip() == "true"
+
+
+@contextmanager
+def host_in_place_of_the_test_host(services: dict, name: str, work: Path) -> Iterator[dict]:
+    """A fresh test host ``name`` (1 GiB, like the others) on the test host's ports, 3001 and SSH on 2222, while the
+    test host is stopped; yields the services with an inventory of this host. The test host is started again after."""
+    was_running = container_running(HOST)
+    if was_running:
+        subprocess.run(
+            ["podman", "stop", "--time", "30", HOST], env=stack.podman_env(), check=True, capture_output=True
+        )
+    inventory = work / "inventory"
+    shutil.copytree(services["inventory"] / "group_vars", inventory / "group_vars")
+    hosts = yaml.safe_load((services["inventory"] / "hosts.yml").read_text())
+    (connection,) = hosts["flora_backend"]["hosts"].values()
+    hosts["flora_backend"]["hosts"] = {name: connection}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    other = dict(services, host=name, inventory=inventory)
+    try:
+        stack.start_test_host(other)
+        yield other
+    finally:
+        stack.remove_test_host(other)
+        if was_running:
+            subprocess.run(["podman", "start", HOST], env=stack.podman_env(), check=True, capture_output=True)
+            assert wait_for_health() == 200

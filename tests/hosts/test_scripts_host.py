@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
-import subprocess
 
 import pytest
-import yaml
 
-from tests.hosts.conftest import HOST, wait_for_health
+from tests.hosts.conftest import host_in_place_of_the_test_host
 from tests.support import localaws, stack
 from tests.support.load import SteadyLoad
 from tests.support.memory import MemoryWatch
@@ -33,17 +30,6 @@ def host_exec(*cmd: str) -> str:
     return stack.host_exec(SCRIPTS_HOST, *cmd)
 
 
-def container_running(name: str) -> bool:
-    state = subprocess.run(
-        ["podman", "inspect", "--format", "{{.State.Running}}", name],
-        env=stack.podman_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return state.stdout.strip() == "true"
-
-
 def processes() -> list[dict]:
     return json.loads(host_exec("su", "-", "ubuntu", "-c", f"{PM2} jlist"))
 
@@ -55,35 +41,17 @@ def timestamp(iso: str) -> float:
 @pytest.fixture
 def scripts_host(host_services, tmp_path):
     """A 1 GB test host deployed by the app's scripts, at the fixture app's main branch."""
-    main_host_was_running = container_running(HOST)
-    if main_host_was_running:
-        subprocess.run(
-            ["podman", "stop", "--time", "30", HOST], env=stack.podman_env(), check=True, capture_output=True
-        )
-    inventory = tmp_path / "inventory"
-    shutil.copytree(host_services["inventory"] / "group_vars", inventory / "group_vars")
-    hosts = yaml.safe_load((host_services["inventory"] / "hosts.yml").read_text())
-    (connection,) = hosts["flora_backend"]["hosts"].values()
-    hosts["flora_backend"]["hosts"] = {SCRIPTS_HOST: connection}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    services = dict(host_services, host=SCRIPTS_HOST, inventory=inventory)
     env_file = tmp_path / "scripts.env"
     values = localaws.expected_backend_env("https://flora.example", f"127.0.0.1:{host_services['pg_port']}")
     # As the scripts' heredoc writes it: unquoted.
     env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-    try:
-        stack.start_test_host(services)
+    with host_in_place_of_the_test_host(host_services, SCRIPTS_HOST, tmp_path) as services:
         deployed = playbook_run(
             services, str(stack.REPO / "tests" / "hosts" / "playbooks" / "scripts_host.yml"), "-e",
             f"scripts_env_file={env_file}",
         )  # fmt: skip
         assert deployed.rc == 0, deployed
         yield services
-    finally:
-        stack.remove_test_host(services)
-        if main_host_was_running:
-            subprocess.run(["podman", "start", HOST], env=stack.podman_env(), check=True, capture_output=True)
-            assert wait_for_health() == 200
 
 
 def test_bootstrap_adopts_a_host_the_scripts_deployed_and_it_can_roll_back_to_their_checkout(scripts_host):

@@ -76,7 +76,9 @@ def test_check_mode_then_lock_fetch_and_env_then_nothing_to_do(preflight, app):
 
     checked = preflight("--check", "--diff", release_lock_if_unchanged=True)
     assert checked["changed"] and checked["env"]["changed"]
+    # Resolved from what the origin advertises: a real run would clone the cache, the check run wrote nothing.
     assert checked["commit"] == app["head"] and checked["cloned"]
+    assert not (root / "repo.git").exists()
     assert "STRIPE_SECRET_KEY=<masked>" in checked["output"]
     assert not env_file.exists()
     assert lock_owner(root) is None

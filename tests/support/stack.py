@@ -196,6 +196,63 @@ def host_exec(host: str, *cmd: str) -> str:
     ).stdout.strip()
 
 
+# What changes on a host whether or not anything is deployed: kernel and runtime state, logs, caches, the
+# temporary files of the ansible run itself, PM2's logs and sockets.
+RUNTIME_PATHS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",
+    "/var/tmp",
+    "/var/log",
+    "/var/cache",
+    "/var/lib/apt/lists",
+    "/var/lib/systemd",
+    "/root/.ansible",
+    "/home/ubuntu/.ansible",
+    "/home/ubuntu/.pm2/logs",
+    "/home/ubuntu/.pm2/pm2.log",
+    "/home/ubuntu/.pm2/rpc.sock",
+    "/home/ubuntu/.pm2/pub.sock",
+)
+
+
+def host_state(host: str) -> dict[str, str]:
+    """What a deploy could change on the test host: every file outside RUNTIME_PATHS with its type, mode, owner,
+    size, modification time and link target; the units enabled and running; the app user's processes and pids."""
+    prune = " -o ".join(f"-path {path}" for path in RUNTIME_PATHS)
+    listing = host_exec(
+        host, "sh", "-c", f"find / -xdev \\( {prune} \\) -prune -o -printf '%p\\t%y %m %U:%G %s %T@ %l\\n'"
+    )
+    state = {}
+    for line in listing.splitlines():
+        path, attributes = line.split("\t", 1)
+        kind, mode, owner, size, mtime, target = attributes.split(" ", 5)
+        # A directory's own time changes when an entry comes and goes (ansible's temporary files); its entries
+        # are compared one by one.
+        state[path] = " ".join((kind, mode, owner, size, "" if kind == "d" else mtime, target))
+    state["units"] = host_exec(
+        host,
+        "sh",
+        "-c",
+        "systemctl list-units --no-legend --plain --state=active | sort; systemctl list-unit-files"
+        " --no-legend --state=enabled | sort",
+    )
+    # Read from ps, not from PM2: asking PM2 would start its daemon on a host without one.
+    state["processes"] = host_exec(host, "sh", "-c", "ps -u ubuntu -o pid=,args= | sort || true")
+    return state
+
+
+def state_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, tuple]:
+    """The entries that differ between two host_state() snapshots: {path: (before, after)}."""
+    return {
+        key: (before.get(key), after.get(key))
+        for key in before.keys() | after.keys()
+        if before.get(key) != after.get(key)
+    }
+
+
 class PlaybookRun:
     """An ansible-playbook run reported by the ansible.posix.json callback: its exit code and each task's result."""
 

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.flora.deploy.plugins.module_utils.git_cache import (
     GitCacheError,
+    RemoteRef,
     background_starter,
     start_fetch,
 )
@@ -194,3 +195,26 @@ def test_git_errors_are_reported_without_its_advice(tmp_path, stderr, message):
     with pytest.raises(GitCacheError) as raised:
         start_fetch(run, start, str(tmp_path), "url", "main").result()
     assert str(raised.value) == f"Cannot fetch url into {tmp_path}: {message}"
+
+
+def test_a_check_run_resolves_branches_tags_and_commits_without_writing(tmp_path, origin):
+    git(origin, "tag", "-a", "v1.1.0", "-m", "annotated")
+    main = git(origin, "rev-parse", "main")
+    cache = tmp_path / "repo.git"
+
+    # With no cache yet, a real run would clone it.
+    assert RemoteRef(run, str(cache), str(origin), "main").result() == (main, True)
+    # An annotated tag resolves to the commit it tags, not to the tag object.
+    assert RemoteRef(run, str(cache), str(origin), "v1.1.0").result() == (main, True)
+    assert RemoteRef(run, str(cache), str(origin), main).result() == (main, True)
+    with pytest.raises(GitCacheError, match="Unknown git ref 'nope'"):
+        RemoteRef(run, str(cache), str(origin), "nope").result()
+    # A short commit id needs the cache to be told from an unknown ref.
+    with pytest.raises(GitCacheError, match=f"Unknown git ref '{main[:10]}'"):
+        RemoteRef(run, str(cache), str(origin), main[:10]).result()
+    assert not cache.exists()
+
+    start_fetch(run, background_starter([], GIT_ENV), str(cache), str(origin), "main").result()
+    assert RemoteRef(run, str(cache), str(origin), main[:10]).result() == (main, False)
+    with pytest.raises(GitCacheError, match="Cannot read the refs of"):
+        RemoteRef(run, str(cache), str(tmp_path / "missing"), "main").result()
