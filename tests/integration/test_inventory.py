@@ -55,10 +55,10 @@ def plain(value):
     return value
 
 
-def inventory(aws, tmp_path: Path, *extra: str) -> dict:
+def inventory(aws, tmp_path: Path, *extra: str, environment: dict | None = None) -> dict:
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list", *extra],
-        env=playbook_environment(aws, tmp_path),
+        env=dict(playbook_environment(aws, tmp_path), **(environment or {})),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -85,17 +85,36 @@ def test_running_backend_instances_are_found_by_tag_and_grouped(aws, fleet, tmp_
     assert web1["flora_instance_name"] == "flora-backend-production"
 
 
-def test_private_addresses_on_request(aws, fleet, tmp_path):
-    found = inventory(aws, tmp_path, "-e", "flora_ec2_address=private")
+# As a user passes them, and as AWX passes an inventory source's variables: environment variables.
+SETTINGS = [
+    pytest.param(
+        lambda settings: ([arg for k, v in settings.items() for arg in ("-e", f"{k}={v}")], {}), id="extra vars"
+    ),
+    pytest.param(lambda settings: ([], settings), id="environment"),
+]
+
+
+@pytest.mark.parametrize("given", SETTINGS)
+def test_private_addresses_on_request(aws, fleet, tmp_path, given):
+    extra, environment = given({"flora_ec2_address": "private"})
+    found = inventory(aws, tmp_path, *extra, environment=environment)
     web2 = found["_meta"]["hostvars"][fleet["web2"]["InstanceId"]]
     assert web2["ansible_host"] == fleet["web2"]["PrivateIpAddress"]
     assert web2["ansible_host"] != fleet["web2"]["PublicIpAddress"]
 
 
-def test_session_manager_connection_on_request(aws, fleet, tmp_path):
-    found = inventory(aws, tmp_path, "-e", "flora_ec2_connection=ssm", "-e", "flora_ec2_ssm_bucket=flora-ssm-transfer")
+@pytest.mark.parametrize("given", SETTINGS)
+def test_session_manager_connection_on_request(aws, fleet, tmp_path, given):
+    extra, environment = given({"flora_ec2_connection": "ssm", "flora_ec2_ssm_bucket": "flora-ssm-transfer"})
+    found = inventory(aws, tmp_path, *extra, environment=environment)
     web1 = found["_meta"]["hostvars"][fleet["web1"]["InstanceId"]]
     assert web1["ansible_connection"] == "amazon.aws.aws_ssm"
     assert web1["ansible_aws_ssm_instance_id"] == fleet["web1"]["InstanceId"]
     assert web1["ansible_aws_ssm_region"] == localaws.REGION
     assert web1["ansible_aws_ssm_bucket_name"] == "flora-ssm-transfer"
+
+
+def test_an_extra_variable_wins_over_the_environment(aws, fleet, tmp_path):
+    found = inventory(aws, tmp_path, "-e", "flora_ec2_address=public", environment={"flora_ec2_address": "private"})
+    web1 = found["_meta"]["hostvars"][fleet["web1"]["InstanceId"]]
+    assert web1["ansible_host"] == fleet["web1"]["PublicIpAddress"]
