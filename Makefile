@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv link node-deps test checks unit integration hosts image sanity lint ruff demo bench build clean
+.PHONY: help deps venv link node-deps test checks unit integration hosts image sanity lint ruff demo bench build ee molecule clean
 
 help:
 	@echo "make demo   run the deploy end to end against a local AWS emulator"
@@ -57,10 +57,12 @@ SETUP := venv link node-deps
 
 # ruff first (seconds), then two lanes side by side: the host tests, one at a time (they share ports on the host
 # network, and spend most of their time waiting on the host), and the checks: the two static checkers side by
-# side, then the unit and integration tests on two workers (each with its own moto server).
+# side, then the unit and integration tests on two workers (each with its own moto server). Last, the bootstrap
+# scenario as users run it, outside pytest (it takes the host tests' ports).
 test: $(SETUP)
 	$(MAKE) --no-print-directory ruff
 	$(MAKE) --no-print-directory --output-sync=target -j3 hosts checks
+	$(MAKE) --no-print-directory molecule SCENARIO=bootstrap ARGS=test
 
 checks: lint sanity
 	$(PY) -m pytest -n 2 tests/unit tests/integration
@@ -95,6 +97,12 @@ sanity: $(SETUP)
 	@cd $(SANITY_ROOT)/flora/deploy && git init -q && git add -A
 	cd $(SANITY_ROOT)/flora/deploy && $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --local --color no
 
+# One molecule scenario on its own, with the services it needs started around it (tests/support/scenario.py).
+SCENARIO ?= bootstrap
+ARGS ?= test
+molecule: $(SETUP)
+	$(PY) -m tests.support.scenario $(SCENARIO) $(ARGS)
+
 demo: $(SETUP)
 	./tests/demo/run.sh
 
@@ -103,6 +111,14 @@ bench: $(SETUP)
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+# The execution environment (execution-environment.yml): this revision's collection, then the image.
+EE_IMAGE := localhost/flora-deploy-ee
+ee: venv
+	@rm -rf build/ee && mkdir -p build/ee
+	$(BIN)/ansible-galaxy collection build --force --output-path build/ee/
+	mv build/ee/flora-deploy-*.tar.gz build/ee/flora-deploy.tar.gz
+	$(BIN)/ansible-builder build -f execution-environment.yml -t $(EE_IMAGE) --container-runtime podman -v 1
 
 clean:
 	rm -rf build .collections .cache tests/output

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
 from pathlib import Path
 
-import dotenv
 import jsonschema
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,7 +57,14 @@ def test_env_file_is_private_and_exact(host):
     assert env_file.mode == 0o600
     assert env_file.user == "ubuntu"
     assert env_file.group == "ubuntu"
-    parsed = dotenv.dotenv_values(stream=io.StringIO(env_file.content_string))
+    # Read as the app reads it: with the dotenv the release installed, from the release's backend directory.
+    parsed = json.loads(
+        host.check_output(
+            f"cd {ROOT}/current/apps/backend && node -e "
+            "'const fs = require(\"fs\"); "
+            "console.log(JSON.stringify(require(\"dotenv\").parse(fs.readFileSync(\".env\"))))'"
+        )
+    )
     expected = expected_backend_env("https://flora.example", f"127.0.0.1:{os.environ['FLORA_TEST_PG_PORT']}")
     assert dict(parsed) == expected
 
