@@ -69,7 +69,8 @@ options:
     default: /usr/local/lib/flora-deploy
   kill_signal:
     description:
-      - The C(PM2_KILL_SIGNAL) the PM2 daemon runs with (the C(flora.deploy.pm2) role's O(flora.deploy.pm2#role:main:pm2_kill_signal)).
+      - The C(PM2_KILL_SIGNAL) the PM2 daemon runs with, C(SIGTERM) when the C(flora.deploy.pm2) role's
+        O(flora.deploy.pm2#role:main:pm2_drain) is on, as its C(pm2-<user>) unit sets it.
         A daemon this module starts gets it; a running daemon with another one is warned about. Empty sets nothing.
     type: str
     default: SIGTERM

@@ -246,8 +246,9 @@ def test_an_app_that_sends_ready_is_waited_for_once_the_ecosystem_opts_in(host):
 
 def test_a_pm2_daemon_started_without_its_unit_is_warned_about(host):
     put_live(host, "v2")
-    # What `pm2 list` or a hand-started app does when no daemon runs: a daemon without the unit's environment.
-    host_exec("su", "-", "ubuntu", "-c", f"{PM2} kill >/dev/null && {PM2} start {ROOT}/shared/ecosystem.config.js")
+    # The unit stopped, and the app started by hand: a daemon without the unit's environment.
+    host_exec("systemctl", "stop", "pm2-ubuntu")
+    host_exec("su", "-", "ubuntu", "-c", f"{PM2} start {ROOT}/shared/ecosystem.config.js >/dev/null 2>&1 </dev/null")
     try:
         run = redeploy(host, "v3")
         assert run.rc == 0, run
@@ -256,7 +257,7 @@ def test_a_pm2_daemon_started_without_its_unit_is_warned_about(host):
         )
     finally:
         # As the warning says: that daemon stopped, the unit started.
-        host_exec("su", "-", "ubuntu", "-c", f"{PM2} kill >/dev/null")
+        host_exec("su", "-", "ubuntu", "-c", f"{PM2} kill >/dev/null 2>&1 </dev/null")
         host_exec("systemctl", "restart", "pm2-ubuntu")
     assert wait_for_health() == 200 and health_message() == "Flora backend v3 is running"
     again = redeploy(host, "v2")

@@ -75,13 +75,18 @@ def test_workers_elsewhere_names_every_worker_outside_the_release():
 def test_daemon_kill_signal_reads_the_running_daemons_environment(tmp_path):
     assert daemon_kill_signal(str(tmp_path)) is None
     for env, expected in (({"PM2_KILL_SIGNAL": "SIGTERM"}, "SIGTERM"), ({}, "")):
+        # Popen returns once exec has begun, before the kernel has laid out the new environment: the child
+        # says when it runs, so the read below sees the environment it was started with.
         daemon = subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(30)"],
+            [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
             env={"PATH": os.environ["PATH"], **env},
+            stdout=subprocess.PIPE,
         )
         try:
+            assert daemon.stdout.readline() == b"up\n"
             (tmp_path / "pm2.pid").write_text(f"{daemon.pid}\n")
             assert daemon_kill_signal(str(tmp_path)) == expected
         finally:
             daemon.kill()
             daemon.wait()
+            daemon.stdout.close()
