@@ -63,9 +63,14 @@ class InvalidationResult(NamedTuple):
     paths: list[str]
     caller_reference: str
     collapsed: bool
+    # What GetDistribution said of the distribution, when it was read (check mode).
+    distribution: dict[str, Any] | None = None
 
     def as_module_result(self) -> dict[str, Any]:
-        return self._asdict()
+        result = self._asdict()
+        if result["distribution"] is None:
+            del result["distribution"]
+        return result
 
 
 def _percent_encode(character: str) -> str:
@@ -122,6 +127,15 @@ def plan_paths(paths: Iterable[str]) -> PathPlan:
     if len(kept) > MAX_PATHS_IN_PROGRESS or wildcards > MAX_WILDCARD_PATHS_IN_PROGRESS:
         return PathPlan([INVALIDATE_EVERYTHING], collapsed=True)
     return PathPlan(kept, collapsed=False)
+
+
+def with_root_path(paths: Iterable[str], default_root_object: str | None) -> list[str]:
+    """``paths`` and ``/`` when the default root object is among them: CloudFront caches it under both."""
+    paths = list(paths)
+    root_object = (default_root_object or "").lstrip("/")
+    if root_object and normalise_path(root_object) in {normalise_path(path) for path in paths if path}:
+        return [*paths, "/"]
+    return paths
 
 
 def caller_reference(paths: Iterable[str], release_id: str | None = None) -> str:
@@ -243,9 +257,28 @@ def find_distribution_id(client: Any, alias: str | None = None, comment_contains
     return select_distribution(list_distribution_summaries(client), alias=alias, comment_contains=comment_contains)
 
 
-def confirm_distribution(client: Any, distribution_id: str) -> None:
+def site_url(domain_name: str, aliases: list[str]) -> str:
+    """Where visitors reach the distribution: https:// and its first alias, else its own domain name."""
+    name = next((alias for alias in aliases if alias and "*" not in alias), "") or domain_name
+    return f"https://{_dns_name(name)}" if name else ""
+
+
+def describe_distribution(distribution: dict[str, Any]) -> dict[str, Any]:
+    """What a deploy needs of GetDistribution's answer: its names, its URL and its default root object."""
+    config = distribution.get("DistributionConfig") or {}
+    domain_name = distribution.get("DomainName") or ""
+    aliases = list((config.get("Aliases") or {}).get("Items") or [])
+    return {
+        "domain_name": domain_name,
+        "aliases": aliases,
+        "url": site_url(domain_name, aliases),
+        "default_root_object": config.get("DefaultRootObject") or "",
+    }
+
+
+def read_distribution(client: Any, distribution_id: str) -> dict[str, Any]:
     """GetDistribution, which fails for an unknown distribution on every endpoint."""
-    client.get_distribution(Id=distribution_id, aws_retry=True)
+    return describe_distribution(client.get_distribution(Id=distribution_id, aws_retry=True)["Distribution"])
 
 
 def recent_invalidation_summaries(client: Any, distribution_id: str, limit: int) -> list[dict[str, Any]]:
@@ -282,9 +315,13 @@ def ensure_invalidation(
     wait: bool = False,
     wait_timeout: int = 600,
     check_mode: bool = False,
+    default_root_object: str | None = None,
 ) -> InvalidationResult:
-    """Create the invalidation for ``paths`` unless one with the same caller reference exists."""
-    plan = plan_paths(paths)
+    """Create the invalidation for ``paths`` unless one with the same caller reference exists.
+
+    ``default_root_object``: the distribution's, as the caller knows it; ``/`` is invalidated with it.
+    """
+    plan = plan_paths(with_root_path(paths, default_root_object))
     reference = caller_reference(plan.paths, release_id)
     result = InvalidationResult(
         changed=False,
@@ -295,6 +332,14 @@ def ensure_invalidation(
         caller_reference=reference,
         collapsed=plan.collapsed,
     )
+
+    if check_mode:
+        # ListInvalidations does not fail for an unknown distribution everywhere (moto lists nothing), and
+        # nothing is created here to find out: a dry run confirms the distribution, and says what it read.
+        try:
+            result = result._replace(distribution=read_distribution(client, distribution_id))
+        except is_boto3_error_code("NoSuchDistribution") as e:
+            raise _missing_distribution_error(distribution_id, result.as_module_result()) from e
 
     try:
         recent = recent_invalidation_summaries(client, distribution_id, recent_limit)
@@ -309,12 +354,6 @@ def ensure_invalidation(
             raise _conflict_error(distribution_id, reference, result.as_module_result())
         result = result._replace(invalidation_id=existing["Id"], status=normalise_status(existing.get("Status")))
     elif check_mode:
-        # ListInvalidations does not fail for an unknown distribution everywhere (moto lists nothing), and
-        # nothing is created here to find out: a dry run must not predict an invalidation that would fail.
-        try:
-            confirm_distribution(client, distribution_id)
-        except is_boto3_error_code("NoSuchDistribution") as e:
-            raise _missing_distribution_error(distribution_id, result.as_module_result()) from e
         return result._replace(changed=True)
     else:
         try:

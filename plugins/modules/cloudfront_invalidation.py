@@ -22,8 +22,9 @@ description:
     many C(GetInvalidation) calls, stopping at the first match). It never pages through the whole invalidation history.
   - If the matching invalidation is older than those, CloudFront still returns it instead of creating a new one and
     the module reports no change; in check mode it cannot tell and predicts a change.
-  - In check mode, before predicting a new invalidation, the module confirms the distribution exists with
-    C(GetDistribution), so a dry run fails for an unknown distribution as the real run would.
+  - In check mode the module first reads the distribution with C(GetDistribution), so a dry run fails for an
+    unknown distribution as the real run would, and returns what it read as RV(distribution) (its domain name,
+    aliases, URL and default root object) for the tasks after it.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -57,6 +58,14 @@ options:
     required: true
     aliases:
       - target_paths
+  default_root_object:
+    description:
+      - The distribution's default root object, for example V(index.html); a dry run in check mode returns it as
+        RV(distribution.default_root_object).
+      - CloudFront caches the default root object under V(/) as well as under its own path, so when it is among
+        O(paths), V(/) is invalidated too. When it is not, or when this is empty, nothing is added.
+    type: str
+    version_added: 0.1.0
   release_id:
     description:
       - Identifies the release, for example a commit SHA or build number; it is part of the caller reference.
@@ -128,6 +137,22 @@ EXAMPLES = r"""
     wait_timeout: 900
   register: frontend_invalidation
 
+- name: Check the distribution with a dry run and read its default root object
+  flora.deploy.cloudfront_invalidation:
+    distribution_id: E2QWRUHAPOMQZL
+    paths:
+      - /index.html
+  check_mode: true
+  register: frontend_distribution
+
+- name: Invalidate index.html, and / too when index.html is the default root object
+  flora.deploy.cloudfront_invalidation:
+    distribution_id: E2QWRUHAPOMQZL
+    release_id: "{{ release_sha }}"
+    default_root_object: "{{ frontend_distribution.distribution.default_root_object }}"
+    paths:
+      - /index.html
+
 - name: Invalidate everything on the distribution whose comment mentions flora
   flora.deploy.cloudfront_invalidation:
     comment_contains: flora
@@ -176,6 +201,31 @@ collapsed:
   returned: always
   type: bool
   sample: false
+distribution:
+  description: What C(GetDistribution) said of the distribution.
+  returned: in check mode
+  type: dict
+  version_added: 0.1.0
+  contains:
+    domain_name:
+      description: The distribution's own domain name.
+      type: str
+      sample: d111111abcdef8.cloudfront.net
+    aliases:
+      description: Its alternate domain names (CNAMEs), in the order of its settings.
+      type: list
+      elements: str
+      sample: ["shop.flora.example"]
+    url:
+      description:
+        - Where visitors reach it, C(https://) and its first alias (a wildcard alias is skipped), else its own
+          domain name.
+      type: str
+      sample: https://shop.flora.example
+    default_root_object:
+      description: Its default root object; empty when it has none.
+      type: str
+      sample: index.html
 """
 
 try:
@@ -205,6 +255,7 @@ def main() -> None:
         "comment_contains": {"type": "str"},
         "paths": {"type": "list", "elements": "str", "required": True, "aliases": ["target_paths"]},
         "release_id": {"type": "str"},
+        "default_root_object": {"type": "str"},
         "recent_invalidations": {"type": "int", "default": 10},
         "wait": {"type": "bool", "default": False},
         "wait_timeout": {"type": "int", "default": 600},
@@ -240,6 +291,7 @@ def main() -> None:
             wait=params["wait"],
             wait_timeout=params["wait_timeout"],
             check_mode=module.check_mode,
+            default_root_object=params["default_root_object"],
         )
     except InvalidationError as e:
         module.fail_json(msg=str(e), **e.details)

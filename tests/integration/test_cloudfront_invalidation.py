@@ -82,6 +82,43 @@ def test_create_repeat_and_new_release(aws, run_playbook, tmp_path):
     assert runs["create_1"]["collapsed"] is False
 
 
+def test_check_mode_reads_the_distribution_and_its_root_object_brings_the_root_along(aws, run_playbook, tmp_path):
+    distribution_id = localaws.create_site(aws, "flora-root")  # default root object index.html
+    variables = {"invalidation_distribution_id": distribution_id, "invalidation_paths": ["/index.html"]}
+
+    check = run_playbook(PLAYBOOK, variables, "--check")
+    assert check.rc == 0, check
+    dry_run = saved_result(tmp_path)
+    domain_name = localaws.boto3_client("cloudfront", aws).get_distribution(Id=distribution_id)["Distribution"][
+        "DomainName"
+    ]
+    assert dry_run["distribution"] == {
+        "domain_name": domain_name,
+        "aliases": ["flora-root.flora.example"],
+        "url": "https://flora-root.flora.example",
+        "default_root_object": "index.html",
+    }
+    assert dry_run["paths"] == ["/index.html"]
+
+    root_object = dry_run["distribution"]["default_root_object"]
+    result = run_playbook(PLAYBOOK, {**variables, "invalidation_default_root_object": root_object})
+    assert result.rc == 0, result
+    created = saved_result(tmp_path)
+    assert created["paths"] == ["/", "/index.html"]
+    assert "distribution" not in created
+    assert [batch(invalidation)[1] for invalidation in invalidations(aws, distribution_id)] == [["/", "/index.html"]]
+
+    # A change without the root object (a logo) leaves / alone.
+    logo = {"invalidation_paths": ["/flora-logo.png"], "invalidation_default_root_object": root_object}
+    result = run_playbook(PLAYBOOK, {**variables, **logo})
+    assert result.rc == 0, result
+    assert saved_result(tmp_path)["paths"] == ["/flora-logo.png"]
+    assert sorted(batch(invalidation)[1] for invalidation in invalidations(aws, distribution_id)) == [
+        ["/", "/index.html"],
+        ["/flora-logo.png"],
+    ]
+
+
 def test_distribution_found_by_alias(aws, run_playbook, tmp_path):
     wanted = localaws.create_site(aws, "flora-shop-prod", "flora frontend (prod)")
     other = localaws.create_site(aws, "flora-shop-staging", "flora frontend (staging)")

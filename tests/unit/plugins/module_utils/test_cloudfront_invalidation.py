@@ -23,7 +23,9 @@ from ansible_collections.flora.deploy.plugins.module_utils.cloudfront_invalidati
     normalise_status,
     plan_paths,
     select_distribution,
+    site_url,
     waiter_config,
+    with_root_path,
 )
 
 START = datetime.datetime(2025, 3, 1, 9, 0, tzinfo=datetime.UTC)
@@ -104,7 +106,11 @@ class FakeCloudFront:
     def get_distribution(self, aws_retry=False, **kwargs):
         self._record("GetDistribution", kwargs)
         self._distribution(kwargs["Id"], "GetDistribution")
-        return {"Distribution": {"Id": kwargs["Id"], "DistributionConfig": {}}}
+        summary = self.distributions[kwargs["Id"]]
+        config = {"Aliases": summary["Aliases"], "Comment": summary["Comment"]}
+        if summary.get("DefaultRootObject") is not None:
+            config["DefaultRootObject"] = summary["DefaultRootObject"]
+        return {"Distribution": {"Id": kwargs["Id"], "DomainName": summary["DomainName"], "DistributionConfig": config}}
 
     def create_invalidation(self, aws_retry=False, **kwargs):
         self._record("CreateInvalidation", kwargs)
@@ -152,18 +158,26 @@ class FakeCloudFront:
         return Waiter()
 
 
-def distribution(dist_id: str, aliases=(), comment: str = "", domain: str | None = None) -> dict:
-    return {
+def distribution(
+    dist_id: str, aliases=(), comment: str = "", domain: str | None = None, root_object: str | None = None
+) -> dict:
+    """A ListDistributions summary; the default root object is only in GetDistribution's answer."""
+    summary = {
         "Id": dist_id,
         "DomainName": domain or f"d{dist_id.lower()}.cloudfront.net",
         "Aliases": {"Quantity": len(aliases), "Items": list(aliases)} if aliases else {"Quantity": 0},
         "Comment": comment,
     }
+    if root_object is not None:
+        summary["DefaultRootObject"] = root_object
+    return summary
 
 
 @pytest.fixture
 def cloudfront() -> FakeCloudFront:
-    return FakeCloudFront([distribution("EFLORA", ["shop.flora.example"], "flora frontend (prod)")])
+    return FakeCloudFront(
+        [distribution("EFLORA", ["shop.flora.example"], "flora frontend (prod)", root_object="index.html")]
+    )
 
 
 # Paths
@@ -248,6 +262,24 @@ def test_plan_collapses_beyond_three_thousand_paths():
     assert plan_paths(three_thousand + ["/p/3000.html"]) == ([INVALIDATE_EVERYTHING], True)
     # Duplicates and spelling variants count once.
     assert plan_paths(three_thousand + ["p/0000.html", "/p/0001.html"]).collapsed is False
+
+
+@pytest.mark.parametrize(
+    "paths, root_object, expected",
+    [
+        (["/index.html"], "index.html", ["/index.html", "/"]),
+        (["/flora-logo.png", "index.html"], "/index.html", ["/flora-logo.png", "index.html", "/"]),
+        (["/menu du jour.html"], "menu du jour.html", ["/menu du jour.html", "/"]),
+        (["/menu%20du%20jour.html"], "menu du jour.html", ["/menu%20du%20jour.html"]),
+        (["/flora-logo.png"], "index.html", ["/flora-logo.png"]),
+        (["/shop/index.html"], "index.html", ["/shop/index.html"]),
+        (["/index.html"], "", ["/index.html"]),
+        (["/index.html"], None, ["/index.html"]),
+        (["/*"], "index.html", ["/*"]),
+    ],
+)
+def test_the_root_is_invalidated_with_the_default_root_object(paths, root_object, expected):
+    assert with_root_path(paths, root_object) == expected
 
 
 def test_plan_needs_a_path():
@@ -443,6 +475,12 @@ def test_check_mode_creates_nothing_and_predicts_the_change(cloudfront):
         paths=["/index.html"],
         caller_reference=caller_reference(["/index.html"], "r1"),
         collapsed=False,
+        distribution={
+            "domain_name": "deflora.cloudfront.net",
+            "aliases": ["shop.flora.example"],
+            "url": "https://shop.flora.example",
+            "default_root_object": "index.html",
+        },
     )
     assert cloudfront.invalidations["EFLORA"] == []
     assert cloudfront.calls_to("CreateInvalidation") == []
@@ -453,6 +491,60 @@ def test_check_mode_after_a_real_run_is_unchanged(cloudfront):
     created = ensure_invalidation(cloudfront, "EFLORA", ["/index.html"], release_id="r1")
     predicted = ensure_invalidation(cloudfront, "EFLORA", ["/index.html"], release_id="r1", check_mode=True)
     assert (predicted.changed, predicted.invalidation_id) == (False, created.invalidation_id)
+    # The dry run reads the distribution whether or not it finds the invalidation.
+    assert predicted.distribution["default_root_object"] == "index.html"
+    assert cloudfront.calls_to("GetDistribution") == [{"Id": "EFLORA"}]
+    assert created.distribution is None and "distribution" not in created.as_module_result()
+
+
+def test_the_default_root_object_brings_the_root_along(cloudfront):
+    result = ensure_invalidation(
+        cloudfront, "EFLORA", ["/index.html", "/flora-logo.png"], release_id="r1", default_root_object="index.html"
+    )
+    assert result.paths == ["/", "/flora-logo.png", "/index.html"]
+    assert result.caller_reference == caller_reference(["/", "/flora-logo.png", "/index.html"], "r1")
+    created = cloudfront.invalidations["EFLORA"]
+    assert [inv["InvalidationBatch"]["Paths"]["Items"] for inv in created] == [["/", "/flora-logo.png", "/index.html"]]
+    # Given by the caller: nothing is read for it.
+    assert cloudfront.calls_to("GetDistribution") == []
+
+    again = ensure_invalidation(
+        cloudfront, "EFLORA", ["/index.html", "/flora-logo.png"], release_id="r1", default_root_object="index.html"
+    )
+    assert (again.changed, again.invalidation_id) == (False, result.invalidation_id)
+
+
+def test_the_root_is_left_alone_when_the_default_root_object_did_not_change(cloudfront):
+    result = ensure_invalidation(cloudfront, "EFLORA", ["/flora-logo.png"], default_root_object="index.html")
+    assert result.paths == ["/flora-logo.png"]
+    assert [inv["InvalidationBatch"]["Paths"]["Items"] for inv in cloudfront.invalidations["EFLORA"]] == [
+        ["/flora-logo.png"]
+    ]
+
+
+def test_a_distribution_without_a_default_root_object_reads_as_empty():
+    client = FakeCloudFront([distribution("EBARE")])
+    result = ensure_invalidation(client, "EBARE", ["/index.html"], check_mode=True)
+    assert result.distribution == {
+        "domain_name": "debare.cloudfront.net",
+        "aliases": [],
+        "url": "https://debare.cloudfront.net",
+        "default_root_object": "",
+    }
+
+
+@pytest.mark.parametrize(
+    "domain_name, aliases, expected",
+    [
+        ("d111111abcdef8.cloudfront.net", ["shop.flora.example", "www.flora.example"], "https://shop.flora.example"),
+        ("d111111abcdef8.cloudfront.net", [], "https://d111111abcdef8.cloudfront.net"),
+        ("d111111abcdef8.cloudfront.net", ["*.flora.example", "Shop.Flora.Example."], "https://shop.flora.example"),
+        ("d111111abcdef8.cloudfront.net", ["*.flora.example"], "https://d111111abcdef8.cloudfront.net"),
+        ("", [], ""),
+    ],
+)
+def test_the_site_url_is_the_first_alias_else_the_domain_name(domain_name, aliases, expected):
+    assert site_url(domain_name, aliases) == expected
 
 
 def test_same_reference_with_other_paths_is_a_clear_error(cloudfront):
@@ -621,6 +713,20 @@ def test_module_check_and_diff(module, cloudfront):
     assert result["diff"]["before"] == {"paths": []}
     assert result["diff"]["after"] == {"paths": ["/a", "/b"]}
     assert cloudfront.invalidations["EFLORA"] == []
+    assert result["distribution"] == {
+        "domain_name": "deflora.cloudfront.net",
+        "aliases": ["shop.flora.example"],
+        "url": "https://shop.flora.example",
+        "default_root_object": "index.html",
+    }
+
+
+def test_module_invalidates_the_root_with_the_default_root_object(module, cloudfront):
+    result = module({"distribution_id": "EFLORA", "paths": ["/index.html"], "default_root_object": "index.html"})
+    assert result["changed"] is True
+    assert result["paths"] == ["/", "/index.html"]
+    assert "distribution" not in result
+    assert cloudfront.invalidations["EFLORA"][0]["InvalidationBatch"]["Paths"]["Items"] == ["/", "/index.html"]
 
 
 def test_module_retries_too_many_invalidations_in_progress(module, cloudfront):
