@@ -59,7 +59,6 @@ def compare(name: str, source: Path | None, endpoint: str, env: dict, work: Path
     cli_bucket, ours_bucket = f"bench-fe-cli-{name}", f"bench-fe-ours-{name}"
     cli_dist = localaws.create_site(endpoint, cli_bucket, comment=f"cli {name}")
     ours_dist = localaws.create_site(endpoint, ours_bucket, comment=f"ours {name}")
-    localaws.allow_public_reads(endpoint, ours_bucket)  # the playbook's smoke test reads the site back
 
     def rebuild(change: bool) -> None:
         if source is None:

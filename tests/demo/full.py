@@ -45,7 +45,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
         env = local["env"]
         distribution = localaws.create_site(local["endpoint"], BUCKET)
-        localaws.allow_public_reads(local["endpoint"], BUCKET)
         site_url = stack_cdn = None
         stack.start_test_host(local)
         try:

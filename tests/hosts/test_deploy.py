@@ -52,7 +52,6 @@ def site(bootstrapped_host, tmp_path_factory):
     """The controller's checkout on a branch at the live backend commit, and an empty site bucket."""
     endpoint = bootstrapped_host["endpoint"]
     distribution_id = localaws.create_site(endpoint, BUCKET, comment="flora frontend (deploy test)")
-    localaws.allow_public_reads(endpoint, BUCKET)
     checkout = tmp_path_factory.mktemp("deploy") / "Flora"
     subprocess.run(["git", "clone", "-q", str(bootstrapped_host["origin"]), str(checkout)], check=True)
     live = ledger_current()

@@ -38,7 +38,6 @@ def site(bootstrapped_host, tmp_path_factory):
     services = bootstrapped_host
     endpoint = services["endpoint"]
     distribution_id = localaws.create_site(endpoint, BUCKET, comment="flora frontend (site test)")
-    localaws.allow_public_reads(endpoint, BUCKET)
     work = tmp_path_factory.mktemp("site")
     build = work / "dist"
     shutil.copytree(SAMPLE, build)

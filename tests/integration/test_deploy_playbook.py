@@ -54,7 +54,8 @@ def manifests(endpoint: str) -> list[dict]:
 
 def test_deploy_clones_the_app_publishes_the_frontend_once_and_then_does_nothing(run_playbook, aws, app_repo, tmp_path):
     distribution_id = localaws.create_site(aws, BUCKET)
-    localaws.allow_public_reads(aws, BUCKET)
+    # The build-time env file is rendered from the environment's parameters, for the distribution's URL.
+    localaws.seed_flora_parameters(aws)
     variables = {
         "app_checkout_repo_url": f"file://{app_repo}",
         "app_checkout_dest": str(tmp_path / "checkout"),
@@ -68,6 +69,7 @@ def test_deploy_clones_the_app_publishes_the_frontend_once_and_then_does_nothing
     assert "no frontend commit is live" in first.output
     head = git(app_repo, "rev-parse", "HEAD")
     assert [m["source"]["commit"] for m in manifests(aws)] == [head]
+    assert [len(m["source"]["env_checksum"]) for m in manifests(aws)] == [64]
 
     second = run_playbook(str(PLAYBOOK), variables)
     assert second.rc == 0, second

@@ -35,5 +35,5 @@ def test_molecule_frontend_scenario(tmp_path):
         expected = {path.relative_to(SAMPLE_BUILD).as_posix() for path in SAMPLE_BUILD.rglob("*") if path.is_file()}
         assert set(site_objects(s3, bucket)) == expected
         assert invalidations(endpoint, env["FLORA_FRONTEND_DISTRIBUTION_ID"]) == [
-            ["/flora-logo.png", "/images/Roses.jpg", "/index.html"]
+            ["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"]
         ]

@@ -5,6 +5,7 @@ The fixture app is built with pnpm in a copy under the test's tmp directory, nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -13,13 +14,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import REPO, playbook_environment
-from tests.support import localaws
+from tests.support import cdn, localaws
 
 FIXTURE_APP = REPO / "tests" / "fixtures" / "flora-app"
 PUBLISH = "frontend_publish/publish.yml"
@@ -46,17 +48,26 @@ def copy_app(tmp_path: Path) -> Path:
     return app
 
 
-def create_public_site(endpoint: str, bucket: str = BUCKET) -> str:
-    """Bucket + distribution; the bucket lets anyone read objects, as a site bucket read over HTTP does."""
-    distribution_id = localaws.create_site(endpoint, bucket)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
-        ],
-    }
-    localaws.boto3_client("s3", endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    return distribution_id
+def anonymous_status(endpoint: str, key: str, bucket: str = BUCKET) -> int:
+    """The status an unsigned GET of the key gets from the bucket."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/{bucket}/{key}", timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def create_private_site(endpoint: str, bucket: str = BUCKET) -> str:
+    """Bucket + distribution, as the app has them: the bucket has no policy, so an anonymous read of an object gets
+    403 and fails the test that makes it. The site is read through a local CDN that signs its requests
+    (tests/support/cdn.py)."""
+    return localaws.create_site(endpoint, bucket)
+
+
+LOOPBACK = "on the build machine's loopback, which each visitor's browser would take for its own machine"
+
+# The local CDN's /api/* goes to the backend; the publish tests have none, and load no page in a browser.
+NO_BACKEND = "http://127.0.0.1:9"
 
 
 def site_variables(endpoint: str, distribution_id: str, **extra) -> dict:
@@ -191,7 +202,7 @@ def test_build_check_module(run_playbook):
 
 
 def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
-    distribution_id = create_public_site(aws)
+    distribution_id = create_private_site(aws)
     localaws.seed_flora_parameters(aws)
     app = copy_app(tmp_path)
     s3 = localaws.boto3_client("s3", aws)
@@ -238,17 +249,23 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
         {"path": css, "url": f"/{css}", "cache_control": IMMUTABLE, "content_type": "text/css; charset=utf-8"},
         {"path": "flora-logo.png", "url": "/flora-logo.png", "cache_control": REVALIDATE, "content_type": "image/png"},
     ]
-    assert first["invalidation"]["paths"] == ["/flora-logo.png", "/images/Roses.jpg", "/index.html"]
-    assert invalidations(aws, distribution_id) == [["/flora-logo.png", "/images/Roses.jpg", "/index.html"]]
-    # index.html first, with the content just published, then every file it references.
-    site = f"{aws}/{BUCKET}"
-    assert [(item["url"], item["status"]) for item in first["smoke"]["checked"]] == [
-        (f"{site}/index.html", 200),
-        (f"{site}/{js}", 200),
-        (f"{site}/{css}", 200),
-        (f"{site}/flora-logo.png", 200),
+    # index.html is the distribution's default root object: / is invalidated with it.
+    assert first["invalidation"]["paths"] == ["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"]
+    assert invalidations(aws, distribution_id) == [["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"]]
+    # No site URL: index.html, then every file it references, read back from the private bucket with signed
+    # HeadObject requests and compared with the build; nothing read over HTTP.
+    assert first["smoke"]["skipped"] is True
+    assert [(item["key"], item["ok"]) for item in first["verify"]["checked"]] == [
+        ("index.html", True),
+        (js, True),
+        (css, True),
+        ("flora-logo.png", True),
     ]
-    assert first["smoke"]["checked"][0]["sha256"] == first["build"]["index"]["sha256"]
+    assert first["verify"]["checked"][0]["sha256"] == first["build"]["index"]["sha256"]
+    assert [item["sha256"] for item in first["verify"]["checked"][1:]] == [
+        hashlib.sha256((dist / path).read_bytes()).hexdigest() for path in (js, css, "flora-logo.png")
+    ]
+    assert anonymous_status(aws, "index.html") == 403
 
     # A rebuild without a source change: fresh files, nothing uploaded, nothing invalidated, changed=0.
     built_at = (dist / "index.html").stat().st_mtime_ns
@@ -267,10 +284,11 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     new_js = next(path for path in referenced((dist / "index.html").read_bytes()) if path.endswith(".js"))
     assert new_js != js
     assert change["publish"]["changed_keys"] == [new_js, "index.html"]
-    assert change["invalidation"]["paths"] == ["/index.html"]
+    assert change["invalidation"]["paths"] == ["/", "/index.html"]
     assert sorted(invalidations(aws, distribution_id)) == sorted(
-        [["/flora-logo.png", "/images/Roses.jpg", "/index.html"], ["/index.html"]]
+        [["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"], ["/", "/index.html"]]
     )
+    assert [item["key"] for item in change["verify"]["checked"]][:2] == ["index.html", new_js]
     assert set(site_objects(s3)) == set(expected) | {new_js}
     assert body(s3, "index.html") == (dist / "index.html").read_bytes()
     assert b"Today" in body(s3, new_js)
@@ -279,7 +297,8 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
 
 def test_builds_older_than_the_kept_ones_age_out(aws, run_playbook, tmp_path):
     # keep_previous=1: the current build and one before it stay whole; the third publish drops the first.
-    distribution_id = create_public_site(aws)
+    distribution_id = create_private_site(aws)
+    localaws.seed_flora_parameters(aws)
     app = copy_app(tmp_path)
     s3 = localaws.boto3_client("s3", aws)
     variables = site_variables(
@@ -296,6 +315,11 @@ def test_builds_older_than_the_kept_ones_age_out(aws, run_playbook, tmp_path):
         for kept in builds[-2:]:
             assert kept <= present, kept - present
         assert result["publish"]["deleted"] == (1 if number == 2 else 0)
+
+    # No frontend_publish_app_url: the build-time env has the distribution's URL (its alias).
+    env = (app / "apps" / "frontend" / ".env").read_text().splitlines()
+    assert "VITE_APP_URL='https://flora-frontend-test.flora.example'" in env
+    assert "VITE_API_URL='https://flora-frontend-test.flora.example/api'" in env
 
     first_only = builds[0] - builds[1] - builds[2]
     assert len(first_only) == 1 and next(iter(first_only)).endswith(".js")
@@ -335,6 +359,37 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
             {**build, "frontend_publish_distribution_id": "E0000000000000"},
             "CloudFront distribution E0000000000000 does not exist",
         )
+    if case == "no site URL to build for":
+        return (
+            {
+                "frontend_publish_app_dir": str(copy_app(tmp_path)),
+                "frontend_publish_invalidate": False,
+                "frontend_publish_distribution_id": "",
+            },
+            "frontend_publish_app_url and frontend_publish_site_url are empty and there is no distribution to read the "
+            "site's URL from",
+        )
+    if case == "localhost API URL":
+        localaws.seed_flora_parameters(endpoint)
+        app = copy_app(tmp_path)
+        return (
+            {"frontend_publish_app_dir": str(app), "frontend_publish_app_url": "http://localhost:3001"},
+            (
+                f"The build of {app}/apps/frontend would bake into its public bundle: "
+                f"VITE_API_URL is http://localhost:3001/api (.env), {LOOPBACK}; "
+                f"VITE_APP_URL is http://localhost:3001 (.env), {LOOPBACK}."
+            ),
+        )
+    if case == "missing VITE_ keys":
+        app = copy_app(tmp_path)
+        (app / "apps" / "frontend" / ".env.production").write_text("VITE_API_URL=https://shop.flora.example/api\n")
+        return (
+            {"frontend_publish_app_dir": str(app), "frontend_publish_env_render": False},
+            (
+                f"The build of {app}/apps/frontend would bake into its public bundle: VITE_AUTH0_AUDIENCE is not set; "
+                "VITE_AUTH0_CLIENT_ID is not set; VITE_AUTH0_DOMAIN is not set; VITE_STRIPE_PUBLISHABLE_KEY is not set."
+            ),
+        )
     assert case == "secret in the build env"
     app = copy_app(tmp_path)
     return (
@@ -359,10 +414,13 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
         "unknown bucket",
         "unknown distribution",
         "secret in the build env",
+        "no site URL to build for",
+        "localhost API URL",
+        "missing VITE_ keys",
     ],
 )
 def test_bad_input_fails_before_any_upload(aws, run_playbook, tmp_path, case):
-    distribution_id = create_public_site(aws)
+    distribution_id = create_private_site(aws)
     extra, message = prepare_bad_input(case, aws, tmp_path, distribution_id)
     run = run_playbook(PUBLISH, site_variables(aws, distribution_id, **extra))
     assert run.rc == 2, run
@@ -378,11 +436,14 @@ def test_bad_input_fails_before_any_upload(aws, run_playbook, tmp_path, case):
         assert "Publish the build to the bucket" not in run.output
     if case == "secret in the build env":
         assert not (tmp_path / "flora-app" / "apps" / "frontend" / ".env").exists()
+    if case in ("secret in the build env", "no site URL to build for", "localhost API URL", "missing VITE_ keys"):
+        # Nothing installed or built.
         assert not (tmp_path / "flora-app" / "node_modules").exists()
+        assert not (tmp_path / "flora-app" / "apps" / "frontend" / "dist").exists()
 
 
 def test_check_mode_changes_nothing(aws, run_playbook, tmp_path):
-    distribution_id = create_public_site(aws)
+    distribution_id = create_private_site(aws)
     dist = tmp_path / "dist"
     shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", dist)
     variables = site_variables(aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist))
@@ -392,6 +453,7 @@ def test_check_mode_changes_nothing(aws, run_playbook, tmp_path):
     assert predicted["publish"]["uploaded"] == 6 and predicted["publish"]["changed"] is True
     assert predicted["invalidation"]["changed"] is True and predicted["invalidation"]["invalidation_id"] is None
     assert predicted["smoke"] is None and "Read index.html and every file it references back" not in output
+    assert predicted["verify"] is None
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert invalidations(aws, distribution_id) == []
 
@@ -403,55 +465,121 @@ def test_check_mode_changes_nothing(aws, run_playbook, tmp_path):
 
 
 def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook, tmp_path):
-    distribution_id = create_public_site(aws)
+    # The site is the private bucket behind a local CDN that reads it with signed requests, as CloudFront's origin
+    # access does; the build is published under a prefix the CDN serves at /shop/.
+    distribution_id = create_private_site(aws)
     dist = tmp_path / "dist"
     shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", dist)
     s3 = localaws.boto3_client("s3", aws)
-    variables = site_variables(
-        aws,
-        distribution_id,
-        frontend_publish_build=False,
-        frontend_publish_build_dir=str(dist),
-        frontend_publish_prefix="/shop/",
-        frontend_publish_site_url=f"{aws}/{BUCKET}/shop/",
-        # The bucket has no /api behind it: the browser check belongs to a site (tests/hosts/test_site.py).
-        frontend_publish_site_smoke="off",
-        frontend_publish_smoke_retries=1,
-        frontend_publish_smoke_delay=0,
-    )
-    result, output = publish(run_playbook, tmp_path, variables)
-    assert f"Read index.html and every file it references back from {aws}/{BUCKET}/shop" in output
-    assert result["smoke"]["checked"][0]["url"] == f"{aws}/{BUCKET}/shop/index.html"
-    assert result["publish"]["changed_keys"][-1] == "shop/index.html"
+    with cdn.local_cdn(aws, BUCKET, backend=NO_BACKEND) as site:
+        variables = site_variables(
+            aws,
+            distribution_id,
+            frontend_publish_build=False,
+            frontend_publish_build_dir=str(dist),
+            frontend_publish_prefix="/shop/",
+            frontend_publish_site_url=f"{site}/shop/",
+            # No backend behind the CDN's /api: the browser check belongs to a site (tests/hosts/test_site.py).
+            frontend_publish_site_smoke="off",
+            frontend_publish_smoke_retries=1,
+            frontend_publish_smoke_delay=0,
+        )
+        result, output = publish(run_playbook, tmp_path, variables)
+        assert f"Read index.html and every file it references back from {site}/shop" in output
+        assert [(item["url"], item["status"]) for item in result["smoke"]["checked"]] == [
+            (f"{site}/shop/index.html", 200),
+            (f"{site}/shop/assets/index-3TWYBq9S.js", 200),
+            (f"{site}/shop/assets/index-B7hC2kQe.css", 200),
+            (f"{site}/shop/flora-logo.png", 200),
+        ]
+        assert result["smoke"]["checked"][0]["sha256"] == result["build"]["index"]["sha256"]
+        assert result["verify"]["skipped"] is True
+        assert result["publish"]["changed_keys"][-1] == "shop/index.html"
+        assert anonymous_status(aws, "shop/index.html") == 403
 
-    # Someone rewrites a stylesheet's headers in place: same content and ETag, so nothing is uploaded,
-    # but the site no longer serves what the publish promised.
-    s3.copy_object(
-        Bucket=BUCKET,
-        Key="shop/assets/index-B7hC2kQe.css",
-        CopySource={"Bucket": BUCKET, "Key": "shop/assets/index-B7hC2kQe.css"},
-        MetadataDirective="REPLACE",
-        ContentType="text/plain",
-        CacheControl=IMMUTABLE,
-        Metadata=s3.head_object(Bucket=BUCKET, Key="shop/assets/index-B7hC2kQe.css")["Metadata"],
-    )
-    run = run_playbook(PUBLISH, variables)
-    assert run.rc == 2, run
-    assert (
-        f"{aws}/{BUCKET}/shop/assets/index-B7hC2kQe.css answered 200 with Cache-Control {IMMUTABLE} and "
-        f"Content-Type text/plain; expected 200, {IMMUTABLE} and text/css; charset=utf-8"
-    ) in " ".join(run.output.split()), run
+        # Someone rewrites a stylesheet's headers in place: same content and ETag, so nothing is uploaded,
+        # but the site no longer serves what the publish promised.
+        s3.copy_object(
+            Bucket=BUCKET,
+            Key="shop/assets/index-B7hC2kQe.css",
+            CopySource={"Bucket": BUCKET, "Key": "shop/assets/index-B7hC2kQe.css"},
+            MetadataDirective="REPLACE",
+            ContentType="text/plain",
+            CacheControl=IMMUTABLE,
+            Metadata=s3.head_object(Bucket=BUCKET, Key="shop/assets/index-B7hC2kQe.css")["Metadata"],
+        )
+        run = run_playbook(PUBLISH, variables)
+        assert run.rc == 2, run
+        assert (
+            f"{site}/shop/assets/index-B7hC2kQe.css answered 200 with Cache-Control {IMMUTABLE} and "
+            f"Content-Type text/plain; expected 200, {IMMUTABLE} and text/css; charset=utf-8"
+        ) in " ".join(run.output.split()), run
 
     # A site URL that serves another index.html fails, naming what it got.
     other = "flora-frontend-other"
     s3.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
-    run = run_playbook(PUBLISH, {**variables, "frontend_publish_site_url": f"{aws}/{other}"})
+    s3.put_object(Bucket=other, Key="index.html", Body=b"<!doctype html><title>another site</title>")
+    with cdn.local_cdn(aws, other, backend=NO_BACKEND) as other_site:
+        run = run_playbook(PUBLISH, {**variables, "frontend_publish_site_url": other_site})
     assert run.rc == 2, run
-    assert f"the index.html just published: {aws}/{other}/index.html answered" in run.output
+    assert f"the index.html just published: {other_site}/index.html answered 200" in run.output
+
+
+def test_read_back_from_the_private_bucket_names_each_object_that_is_not_the_build(aws, run_playbook, tmp_path):
+    distribution_id = create_private_site(aws)
+    dist = tmp_path / "dist"
+    shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", dist)
+    s3 = localaws.boto3_client("s3", aws)
+    variables = site_variables(aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist))
+    result, output = publish(run_playbook, tmp_path, variables)
+    assert f"Read index.html and every file it references back from the bucket {BUCKET}" in output
+    assert [(item["key"], item["ok"]) for item in result["verify"]["checked"]] == [
+        ("index.html", True),
+        ("assets/index-3TWYBq9S.js", True),
+        ("assets/index-B7hC2kQe.css", True),
+        ("flora-logo.png", True),
+    ]
+
+    # The stylesheet's headers rewritten in place (s3_publish's manifest still vouches for it, so nothing is
+    # uploaded), and the logo overwritten with other bytes of the same size under its old metadata and headers.
+    css = "assets/index-B7hC2kQe.css"
+    s3.copy_object(
+        Bucket=BUCKET,
+        Key=css,
+        CopySource={"Bucket": BUCKET, "Key": css},
+        MetadataDirective="REPLACE",
+        ContentType="text/plain",
+        CacheControl=IMMUTABLE,
+        Metadata=s3.head_object(Bucket=BUCKET, Key=css)["Metadata"],
+    )
+    logo = "flora-logo.png"
+    published_logo = s3.head_object(Bucket=BUCKET, Key=logo)
+    logo_bytes = (dist / logo).read_bytes()
+    other_logo = logo_bytes[:-1] + bytes([logo_bytes[-1] ^ 1])
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=logo,
+        Body=other_logo,
+        ChecksumAlgorithm="SHA256",
+        ContentType=published_logo["ContentType"],
+        CacheControl=published_logo["CacheControl"],
+        Metadata=published_logo["Metadata"],
+    )
+
+    run = run_playbook(PUBLISH, variables)
+    assert run.rc == 2, run
+    assert "Publish the build to the bucket" in run.output
+    message = " ".join(run.output.split())
+    assert f"s3://{BUCKET}/{css} has Content-Type text/plain (the build has text/css; charset=utf-8)" in message, run
+    assert (
+        f"s3://{BUCKET}/{logo} has SHA-256 checksum {hashlib.sha256(other_logo).hexdigest()} "
+        f"(the build has {hashlib.sha256(logo_bytes).hexdigest()})"
+    ) in message, run
+    assert f"2 of 4 objects in s3://{BUCKET}/ are not the build in {dist}" in message
 
 
 def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(aws, run_playbook, tmp_path):
-    distribution_id = create_public_site(aws)
+    distribution_id = create_private_site(aws)
     s3 = localaws.boto3_client("s3", aws)
     dist = tmp_path / "dist"
     variables = site_variables(
@@ -484,8 +612,7 @@ def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(
     assert 20 <= len(uploaded) < len(new_chunks)
     time.sleep(1)
     assert new_chunks & set(site_objects(s3)) == uploaded, "the publish went on after the kill"
-    with urllib.request.urlopen(f"{aws}/{BUCKET}/index.html", timeout=10) as response:
-        assert response.read() == previous["index.html"]
+    assert body(s3, "index.html") == previous["index.html"]
     present = set(site_objects(s3))
     assert len(referenced(previous["index.html"])) == 6
     assert set(previous) - {"about.txt"} <= present  # the whole previous build
@@ -495,7 +622,7 @@ def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(
     result = publish(run_playbook, tmp_path, variables)[0]
     assert result["publish"]["uploaded"] == len(new_chunks) - len(uploaded) + 1
     assert result["publish"]["changed_keys"][-1] == "index.html"
-    assert result["invalidation"]["paths"] == ["/about.txt", "/index.html"]
+    assert result["invalidation"]["paths"] == ["/", "/about.txt", "/index.html"]
     assert body(s3, "index.html") == current["index.html"]
     present = set(site_objects(s3))
     assert set(current) <= present

@@ -19,7 +19,6 @@ BUCKET = "flora-frontend-runner"
 
 def test_publish_through_ansible_runner_keeps_the_aws_credential_out_of_events_and_output(aws, tmp_path):
     distribution_id = localaws.create_site(aws, BUCKET)
-    localaws.allow_public_reads(aws, BUCKET)
     build = tmp_path / "dist"
     shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", build)
 

@@ -1,6 +1,10 @@
 """A local stand-in for the app's CloudFront distribution: nginx on loopback, `/api/*` to the backend on port
 3001, everything else from the frontend bucket on the moto server, `/` as index.html (the default root object)
-and, like CloudFront's custom error response, index.html with 200 for a path the bucket does not have."""
+and, like CloudFront's custom error response, index.html with 200 for a path the bucket does not have.
+
+The bucket is private, as the app's is: nginx reads it through a signing origin in this process, which sends
+each request to the bucket signed with SigV4, as CloudFront's origin access control does. Nothing reads the
+bucket anonymously, so a bucket without a public-read policy serves the site."""
 
 from __future__ import annotations
 
@@ -8,15 +12,95 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.support import localaws
 from tests.support.hostside import free_port, stop_process, wait_for_port
 
+# What the origin passes on to the bucket besides the signature; CloudFront forwards no query string to it.
+FORWARDED_REQUEST_HEADERS = ("Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
+# Not relayed back: hop-by-hop headers, and the ones the origin's own response carries.
+DROPPED_RESPONSE_HEADERS = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "server", "date"}
+)
 
-def nginx_config(work: Path, port: int, endpoint: str, bucket: str, backend: str, spa_fallback: bool) -> str:
-    origin = f"{endpoint.rstrip('/')}/{bucket}"
+
+class SigningOriginHandler(BaseHTTPRequestHandler):
+    """GET and HEAD of a key, relayed to the bucket as a SigV4-signed request with the local AWS's credentials."""
+
+    server: SigningOrigin
+
+    def do_GET(self) -> None:
+        self.relay()
+
+    def do_HEAD(self) -> None:
+        self.relay()
+
+    def relay(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        request = AWSRequest(
+            method=self.command,
+            url=self.server.bucket_url + path,
+            headers={name: self.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in self.headers},
+        )
+        S3SigV4Auth(self.server.credentials, "s3", localaws.REGION).add_auth(request)
+        prepared = request.prepare()
+        outgoing = urllib.request.Request(prepared.url, method=self.command, headers=dict(prepared.headers.items()))
+        try:
+            with urllib.request.urlopen(outgoing, timeout=30) as response:
+                status, headers, body = response.status, response.headers.items(), response.read()
+        except urllib.error.HTTPError as e:
+            status, headers, body = e.code, e.headers.items(), e.read()
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in DROPPED_RESPONSE_HEADERS:
+                self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+class SigningOrigin(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, endpoint: str, bucket: str) -> None:
+        super().__init__(("127.0.0.1", port), SigningOriginHandler)
+        environment = localaws.aws_environment(endpoint)
+        self.credentials = Credentials(environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"])
+        self.bucket_url = f"{endpoint.rstrip('/')}/{bucket}"
+
+
+@contextmanager
+def signing_origin(endpoint: str, bucket: str) -> Iterator[str]:
+    """The bucket read with signed requests, served on loopback without them; yields its URL."""
+    port = free_port()
+    server = SigningOrigin(port, endpoint, bucket)
+    thread = threading.Thread(target=server.serve_forever, name=f"signing-origin-{bucket}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def nginx_config(work: Path, port: int, origin: str, backend: str, spa_fallback: bool) -> str:
+    """origin: where nginx reads the bucket's keys (the signing origin)."""
     fallback = "      proxy_intercept_errors on;\n      error_page 403 404 = /index.html;\n" if spa_fallback else ""
     user = "user root root;\n" if os.geteuid() == 0 else ""
     temp = "".join(
@@ -51,19 +135,20 @@ http {{
 def local_cdn(
     endpoint: str, bucket: str, backend: str = "http://127.0.0.1:3001", spa_fallback: bool = True
 ) -> Iterator[str]:
-    """nginx serving the site; yields its URL."""
+    """nginx serving the site, the bucket read with signed requests; yields its URL."""
     work = Path(tempfile.mkdtemp(prefix="flora-cdn-"))
     port = free_port()
-    config = work / "nginx.conf"
-    config.write_text(nginx_config(work, port, endpoint, bucket, backend, spa_fallback))
-    proc = subprocess.Popen(
-        [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(config), "-p", str(work)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=20)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
-        shutil.rmtree(work, ignore_errors=True)
+    with signing_origin(endpoint, bucket) as origin:
+        config = work / "nginx.conf"
+        config.write_text(nginx_config(work, port, origin, backend, spa_fallback))
+        proc = subprocess.Popen(
+            [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(config), "-p", str(work)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, timeout=20)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_process(proc)
+            shutil.rmtree(work, ignore_errors=True)

@@ -211,17 +211,6 @@ def expected_backend_env(site_url: str, db_address: str) -> dict[str, str]:
     return env
 
 
-def allow_public_reads(endpoint_url: str, bucket: str) -> None:
-    """Let anyone GET the bucket's objects, as a site bucket read over HTTP does."""
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
-        ],
-    }
-    boto3_client("s3", endpoint_url).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -38,7 +38,6 @@ def services(scenario: str, work: Path) -> Iterator[dict]:
     elif scenario == "frontend":
         with localaws.moto_server(work / "moto.log") as endpoint:
             distribution_id = localaws.create_site(endpoint, FRONTEND_BUCKET, comment="flora frontend (molecule)")
-            localaws.allow_public_reads(endpoint, FRONTEND_BUCKET)
             env = dict(os.environ)
             env.pop("ANSIBLE_CONFIG", None)
             env.update(localaws.aws_environment(endpoint))
