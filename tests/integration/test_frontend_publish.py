@@ -366,8 +366,10 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
                 "frontend_publish_invalidate": False,
                 "frontend_publish_distribution_id": "",
             },
-            "frontend_publish_app_url and frontend_publish_site_url are empty and there is no distribution to read the "
-            "site's URL from",
+            (
+                "frontend_publish_app_url and frontend_publish_site_url are empty and there is no distribution to "
+                "read the site's URL from"
+            ),
         )
     if case == "localhost API URL":
         localaws.seed_flora_parameters(endpoint)

@@ -61,8 +61,8 @@ def test_env_file_is_private_and_exact(host):
     parsed = json.loads(
         host.check_output(
             f"cd {ROOT}/current/apps/backend && node -e "
-            "'const fs = require(\"fs\"); "
-            "console.log(JSON.stringify(require(\"dotenv\").parse(fs.readFileSync(\".env\"))))'"
+            '\'const fs = require("fs"); '
+            'console.log(JSON.stringify(require("dotenv").parse(fs.readFileSync(".env"))))\''
         )
     )
     expected = expected_backend_env("https://flora.example", f"127.0.0.1:{os.environ['FLORA_TEST_PG_PORT']}")
