@@ -88,6 +88,11 @@ def main() -> int:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
+            else:
+                print(
+                    f"\nEverything stops now, {HOST} and the local AWS included: FLORA_DEMO_KEEP=1 make demo keeps "
+                    "them running to look around."
+                )
         finally:
             if stack_cdn is not None:
                 stack_cdn.__exit__(None, None, None)

@@ -69,3 +69,10 @@ def test_app_env_with_nothing_to_read_fails_and_keeps_the_file(aws, run_playbook
     result = run_playbook("ssm_env/app_env_nothing_to_read.yml")
     assert result.rc == 0, result
     assert "The role failed naming the problem, and the file is as it was" in result.output
+
+
+def test_app_env_without_a_required_setting_fails_naming_it_and_keeps_the_file(aws, run_playbook):
+    localaws.seed_flora_parameters(aws)
+    result = run_playbook("ssm_env/app_env_required.yml")
+    assert result.rc == 0, result
+    assert "Each run failed naming the missing setting, and the file is as it was" in result.output
