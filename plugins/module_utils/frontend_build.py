@@ -10,6 +10,7 @@ References are resolved the way a browser resolves them against the page (and a 
 
 from __future__ import annotations
 
+import os
 import typing as t
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -84,13 +85,17 @@ class ReferencedFile:
     url: str
     cache_control: str
     content_type: str
+    sha256: str
+    size: int
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, t.Any]:
         return {
             "path": self.path,
             "url": self.url,
             "cache_control": self.cache_control,
             "content_type": self.content_type,
+            "sha256": self.sha256,
+            "size": self.size,
         }
 
 
@@ -188,6 +193,33 @@ def resolve_reference(url: str, base: str, base_href: str | None = None) -> str 
     return path[len(base) :]
 
 
+def resolve_references(html: str, available: t.Container[str], base: str, where: str) -> list[tuple[str, str]]:
+    """(path, url) of each file of the build the page references, once each, sorted by path.
+
+    Raises BuildCheckError naming every referenced path that ``available`` lacks; ``where`` names the build.
+    """
+    base = normalise_base(base)
+    references, base_href = find_references(html)
+    found: dict[str, str] = {}
+    missing: dict[str, Reference] = {}
+    for reference in references:
+        path = resolve_reference(reference.url, base, base_href)
+        if path is None or path == INDEX_DOCUMENT or path in found or path in missing:
+            continue
+        if path in available:
+            found[path] = reference.url
+        else:
+            missing[path] = reference
+    if missing:
+        listed = ", ".join(f"{path} ({reference.where})" for path, reference in missing.items())
+        raise BuildCheckError(
+            f"{INDEX_DOCUMENT} in {where} references {len(missing)} file(s) the build does not have: {listed}; "
+            "refusing to publish an incomplete build",
+            list(missing),
+        )
+    return sorted(found.items())
+
+
 def check_frontend_build(
     src: str,
     base: str = "/",
@@ -195,44 +227,27 @@ def check_frontend_build(
     content_types: t.Mapping[str, str] | None = None,
 ) -> BuildReport:
     """The files index.html references, each known to be in the build, with the headers s3_publish gives them."""
-    base = normalise_base(base)
     rules = list(cache_rules) if cache_rules is not None else compile_cache_rules(None)
     files = check_build_directory(src)
     paths = dict(files)
     with open(paths[INDEX_DOCUMENT], "rb") as stream:
         html = stream.read().decode("utf-8", errors="replace")
-    references, base_href = find_references(html)
-
-    referenced: dict[str, ReferencedFile] = {}
-    missing: dict[str, Reference] = {}
-    for reference in references:
-        path = resolve_reference(reference.url, base, base_href)
-        if path is None or path == INDEX_DOCUMENT or path in referenced or path in missing:
-            continue
-        if path not in paths:
-            missing[path] = reference
-            continue
-        referenced[path] = ReferencedFile(
+    referenced = [
+        ReferencedFile(
             path=path,
-            url=reference.url,
+            url=url,
             cache_control=cache_control_for(path, rules),
             content_type=content_type_for(path, content_types),
+            sha256=sha256_of_file(paths[path]),
+            size=os.path.getsize(paths[path]),
         )
-    if missing:
-        listed = ", ".join(f"{path} ({reference.where})" for path, reference in missing.items())
-        raise BuildCheckError(
-            f"{INDEX_DOCUMENT} in {src} references {len(missing)} file(s) the build does not have: {listed}; "
-            "refusing to publish an incomplete build",
-            list(missing),
-        )
+        for path, url in resolve_references(html, paths, base, src)
+    ]
     index = {
         "path": INDEX_DOCUMENT,
         "sha256": sha256_of_file(paths[INDEX_DOCUMENT]),
+        "size": os.path.getsize(paths[INDEX_DOCUMENT]),
         "cache_control": cache_control_for(INDEX_DOCUMENT, rules),
         "content_type": content_type_for(INDEX_DOCUMENT, content_types),
     }
-    return BuildReport(src=src, files=len(files), index=index, referenced=sorted(referenced.values(), key=_by_path))
-
-
-def _by_path(item: ReferencedFile) -> str:
-    return item.path
+    return BuildReport(src=src, files=len(files), index=index, referenced=referenced)

@@ -31,6 +31,8 @@ R = t.TypeVar("R")
 METADATA_SHA256 = "sha256"
 PUBLISH_DIR = ".publish/"
 MANIFESTS_DIR = PUBLISH_DIR + "manifests/"
+# Copies of overwritten objects a retained build still needs, named by SHA-256, for rollbacks.
+STORED_DIR = PUBLISH_DIR + "objects/"
 MANIFEST_FORMAT = 1
 INDEX_DOCUMENT = "index.html"
 DELETE_BATCH_SIZE = 1000
@@ -93,6 +95,25 @@ BUILD_FILE_RULES_ARGUMENT_SPEC = {
         "required_one_of": [["glob", "regex"]],
     },
     "content_types": {"type": "dict"},
+}
+
+
+# Besides throttling, which AWSRetry already retries.
+RETRY_ERROR_CODES = ["SlowDown", "RequestTimeout"]
+CANNED_ACLS = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+]
+# Argument spec of the options that set how objects are written, shared by the modules that write them.
+OBJECT_WRITE_ARGUMENT_SPEC = {
+    "acl": {"type": "str", "choices": CANNED_ACLS},
+    "encryption": {"type": "str", "choices": ["AES256", "aws:kms"]},
+    "encryption_kms_key_id": {"type": "str"},
 }
 
 
@@ -215,6 +236,10 @@ def is_manifest_key(key: str, prefix: str) -> bool:
     return key.startswith(prefix + MANIFESTS_DIR) and key.endswith(".json")
 
 
+def stored_copy_key(prefix: str, sha256: str) -> str:
+    return f"{prefix}{STORED_DIR}{sha256}"
+
+
 def is_publish_key(key: str, prefix: str) -> bool:
     """Our own bookkeeping under <prefix>.publish/ is never treated as site content."""
     return key.startswith(prefix + PUBLISH_DIR)
@@ -232,6 +257,8 @@ class LocalFile:
     sha256: str
     content_type: str
     cache_control: str
+    # A rollback puts a file back from a copy in the bucket (this key) instead of uploading it from source.
+    copy_from: str = ""
 
     @property
     def immutable(self) -> bool:
@@ -358,6 +385,15 @@ class ObjectRecord:
             and self.content_type == local.content_type
         )
 
+    def matches_record(self, other: ObjectRecord | None) -> bool:
+        """The same content and headers (the ETag may differ: a copy of an object has its own)."""
+        return other is not None and (self.sha256, self.size, self.cache_control, self.content_type) == (
+            other.sha256,
+            other.size,
+            other.cache_control,
+            other.content_type,
+        )
+
 
 @dataclass
 class Manifest:
@@ -366,6 +402,8 @@ class Manifest:
     adopted: bool = False
     # What the build was made from (a commit, an env checksum), as the publisher said.
     source: dict[str, t.Any] | None = None
+    # The build a rollback put back live.
+    restored_from: str | None = None
 
     def to_json(self) -> str:
         document = {
@@ -375,6 +413,8 @@ class Manifest:
             "source": self.source,
             "objects": {path: self.objects[path].to_dict() for path in sorted(self.objects)},
         }
+        if self.restored_from:
+            document["restored_from"] = self.restored_from
         return json.dumps(document, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -400,6 +440,15 @@ class Manifest:
             objects=objects,
             adopted=bool(document.get("adopted")),
             source=source if isinstance(source, dict) else None,
+            restored_from=document.get("restored_from") or None,
+        )
+
+    def serves_the_same(self, other: Manifest) -> bool:
+        """The same files with the same headers, made from the same source."""
+        return (
+            self.source == other.source
+            and self.objects.keys() == other.objects.keys()
+            and all(record.matches_record(other.objects[path]) for path, record in self.objects.items())
         )
 
 
@@ -409,6 +458,8 @@ class RemoteState:
     manifest_keys: list[str]
     manifests: dict[str, Manifest] = field(default_factory=dict)
     head_records: dict[str, ObjectRecord] = field(default_factory=dict)
+    # SHA-256 of the stored copies under <prefix>.publish/objects/.
+    stored: set[str] = field(default_factory=set)
 
     @property
     def latest_manifest_key(self) -> str | None:
@@ -437,6 +488,12 @@ def split_listing(
         elif not is_publish_key(key, prefix) and not key.endswith("/"):
             listing[key] = ListedObject(key=key, size=int(entry.get("Size", 0)), etag=normalise_etag(entry.get("ETag")))
     return listing, sorted(manifest_keys)
+
+
+def split_stored_copies(contents: t.Iterable[t.Mapping[str, t.Any]], prefix: str) -> set[str]:
+    """ListObjectsV2 'Contents' -> the SHA-256 of every stored copy."""
+    start = prefix + STORED_DIR
+    return {entry["Key"][len(start) :] for entry in contents if entry["Key"].startswith(start)}
 
 
 def manifests_to_read(manifest_keys: t.Sequence[str], keep_previous: int) -> list[str]:
@@ -502,6 +559,12 @@ class PublishPlan:
     # The build published last, as its manifest records it; None before the first publish.
     previous: Manifest | None = None
     source: dict[str, t.Any] | None = None
+    # Stored copy key -> live key: objects about to be overwritten that a retained build still needs.
+    preserve: dict[str, str] = field(default_factory=dict)
+    # Stored copies no retained build needs any more.
+    obsolete_stored_keys: list[str] = field(default_factory=list)
+    # The build a rollback puts back live.
+    restored_from: str | None = None
 
     @property
     def uploads(self) -> list[LocalFile]:
@@ -511,7 +574,12 @@ class PublishPlan:
     @property
     def changed(self) -> bool:
         return bool(
-            self.uploads or self.new_manifest or self.adopted_manifest or self.deletions or self.obsolete_manifest_keys
+            self.uploads
+            or self.new_manifest
+            or self.adopted_manifest
+            or self.deletions
+            or self.obsolete_manifest_keys
+            or self.obsolete_stored_keys
         )
 
     @property
@@ -550,7 +618,7 @@ class PublishPlan:
                 cache_control=item.cache_control,
                 content_type=item.content_type,
             )
-        return Manifest(build_id=self.build_id, objects=objects, source=self.source)
+        return Manifest(build_id=self.build_id, objects=objects, source=self.source, restored_from=self.restored_from)
 
 
 def adopt_unmanaged_objects(
@@ -628,9 +696,14 @@ def plan_publish(
     entry_documents: t.Sequence[str],
     now: datetime.datetime,
     source: dict[str, t.Any] | None = None,
+    restored_from: str | None = None,
 ) -> PublishPlan:
-    """source: what the build was made from; a new source alone writes a new manifest and uploads nothing."""
-    classified = classify_files(prefix, files, remote.vouched_records(prefix), entry_documents)
+    """source: what the build was made from; a new source alone writes a new manifest and uploads nothing.
+
+    restored_from: the build a rollback puts back (its files carry copy_from), recorded in the new manifest.
+    """
+    records = remote.vouched_records(prefix)
+    classified = classify_files(prefix, files, records, entry_documents)
     build_paths = {f.path for f in files}
     latest_key = remote.latest_manifest_key
     moment = next_build_timestamp(now, build_id_from_manifest_key(latest_key) if latest_key else None)
@@ -655,6 +728,7 @@ def plan_publish(
         obsolete_manifest_keys=[],
         retained_keys=[],
         source=source,
+        restored_from=restored_from,
     )
     latest = remote.manifests.get(latest_key) if latest_key else None
     plan.previous = latest
@@ -686,6 +760,16 @@ def plan_publish(
     keep = keys_to_keep(prefix, build_paths, retained)
     plan.deletions = sorted(key for key in remote.listing if key not in keep)
     plan.retained_keys = sorted(key for key in remote.listing if key in keep and key[len(prefix) :] not in build_paths)
+
+    # What an upload overwrites is copied aside first when a retained build needs it, so a rollback can put it back.
+    needed = {record.sha256 for key, manifest in retained if manifest for record in manifest.objects.values()}
+    for item in plan.uploads:
+        current = records.get(prefix + item.path)
+        if current is None or current.sha256 == item.sha256:
+            continue
+        if current.sha256 in needed and current.sha256 not in remote.stored:
+            plan.preserve.setdefault(stored_copy_key(prefix, current.sha256), prefix + item.path)
+    plan.obsolete_stored_keys = sorted(stored_copy_key(prefix, sha) for sha in remote.stored - needed)
     return plan
 
 
@@ -775,8 +859,9 @@ def list_all_objects(client: t.Any, bucket: str, prefix: str) -> list[dict[str, 
 def read_remote_state(
     client: t.Any, bucket: str, prefix: str, files: t.Sequence[LocalFile], keep_previous: int, workers: int
 ) -> RemoteState:
-    listing, manifest_keys = split_listing(list_all_objects(client, bucket, prefix), prefix)
-    remote = RemoteState(listing=listing, manifest_keys=manifest_keys)
+    contents = list_all_objects(client, bucket, prefix)
+    listing, manifest_keys = split_listing(contents, prefix)
+    remote = RemoteState(listing=listing, manifest_keys=manifest_keys, stored=split_stored_copies(contents, prefix))
 
     def read_manifest(key: str) -> Manifest:
         body = client.get_object(Bucket=bucket, Key=key, aws_retry=True)["Body"].read()
@@ -824,6 +909,31 @@ def upload_file(client: t.Any, bucket: str, key: str, item: LocalFile, extra: t.
     return normalise_etag(response.get("ETag"))
 
 
+def copy_object(
+    client: t.Any, bucket: str, key: str, copy_from: str, extra: t.Mapping[str, str], item: LocalFile | None = None
+) -> str:
+    """CopyObject inside the bucket; with item, the copy gets the item's headers and sha256. Returns the ETag."""
+    arguments: dict[str, t.Any] = {"MetadataDirective": "COPY"}
+    if item is not None:
+        arguments = {
+            "MetadataDirective": "REPLACE",
+            "ContentType": item.content_type,
+            "CacheControl": item.cache_control,
+            "Metadata": {METADATA_SHA256: item.sha256},
+        }
+    response = client.copy_object(
+        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": copy_from}, aws_retry=True, **arguments, **extra
+    )
+    return normalise_etag(response.get("CopyObjectResult", {}).get("ETag"))
+
+
+def put_file(client: t.Any, bucket: str, key: str, item: LocalFile, extra: t.Mapping[str, str]) -> str:
+    """Upload the file, or put it back from its copy in the bucket; returns the ETag."""
+    if item.copy_from:
+        return copy_object(client, bucket, key, item.copy_from, extra, item)
+    return upload_file(client, bucket, key, item, extra)
+
+
 def put_manifest(client: t.Any, bucket: str, key: str, manifest: Manifest, extra: t.Mapping[str, str]) -> None:
     arguments = {name: value for name, value in extra.items() if name != "ACL"}
     client.put_object(
@@ -850,19 +960,27 @@ def delete_keys(client: t.Any, bucket: str, keys: t.Sequence[str]) -> None:
 
 
 def execute_plan(client: t.Any, bucket: str, plan: PublishPlan, extra: t.Mapping[str, str], workers: int) -> None:
-    """Adopted manifest, assets, entry documents, new manifest, then deletions: each step only after the last."""
+    """Adopted manifest, copies of what is overwritten, assets, entry documents, new manifest, then deletions: each
+    step only after the last."""
     if plan.adopted_manifest is not None:
         put_manifest(
             client, bucket, manifest_key_for(plan.prefix, plan.adopted_manifest.build_id), plan.adopted_manifest, extra
         )
 
+    copies = {name: value for name, value in extra.items() if name != "ACL"}
+    map_in_pool(
+        lambda stored: copy_object(client, bucket, stored, plan.preserve[stored], copies),
+        sorted(plan.preserve),
+        workers,
+    )
+
     etags: dict[str, str] = {}
     for batch in (plan.asset_uploads, plan.entry_uploads):
         batch_etags = map_in_pool(
-            lambda item: upload_file(client, bucket, plan.prefix + item.path, item, extra), batch, workers
+            lambda item: put_file(client, bucket, plan.prefix + item.path, item, extra), batch, workers
         )
         etags.update(zip((item.path for item in batch), batch_etags))
 
     if plan.new_manifest:
         put_manifest(client, bucket, plan.manifest_key, plan.manifest(etags), extra)
-    delete_keys(client, bucket, plan.deletions + plan.obsolete_manifest_keys)
+    delete_keys(client, bucket, plan.deletions + plan.obsolete_manifest_keys + plan.obsolete_stored_keys)

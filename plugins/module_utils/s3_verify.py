@@ -108,6 +108,25 @@ def select_build_files(files: t.Sequence[tuple[str, str]], paths: t.Sequence[str
     return [(path, by_path[path]) for path in wanted]
 
 
+def expected_objects(objects: t.Sequence[t.Mapping[str, t.Any]]) -> list[LocalFile]:
+    """The objects to expect, given as path, sha256, size, cache_control and content_type, each path once."""
+    by_path = {}
+    for item in objects:
+        path = item["path"].lstrip("/")
+        by_path.setdefault(
+            path,
+            LocalFile(
+                path=path,
+                source="",
+                size=int(item["size"]),
+                sha256=item["sha256"].lower(),
+                content_type=item["content_type"],
+                cache_control=item["cache_control"],
+            ),
+        )
+    return list(by_path.values())
+
+
 def checked_entry(key: str, local: LocalFile, stored: StoredObject | None, failure: str | None) -> dict[str, t.Any]:
     entry: dict[str, t.Any] = {"path": local.path, "key": key, "exists": stored is not None, "ok": failure is None}
     if stored is not None:

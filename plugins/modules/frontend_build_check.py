@@ -131,6 +131,10 @@ index:
       description: The SHA-256 of its content.
       type: str
       sample: 0b0a8b1f2e...
+    size:
+      description: Its size in bytes.
+      type: int
+      sample: 1320
     cache_control:
       description: The Cache-Control it is published with.
       type: str
@@ -161,15 +165,27 @@ referenced:
       description: The Content-Type it is published with.
       type: str
       sample: text/javascript; charset=utf-8
+    sha256:
+      description: The SHA-256 of its content.
+      type: str
+      sample: 9f86d081884c...
+    size:
+      description: Its size in bytes.
+      type: int
+      sample: 183204
   sample:
     - path: assets/index-BH4osBhN.js
       url: /assets/index-BH4osBhN.js
       cache_control: public,max-age=31536000,immutable
       content_type: text/javascript; charset=utf-8
+      sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      size: 183204
     - path: flora-logo.png
       url: /flora-logo.png
       cache_control: public,max-age=0,must-revalidate
       content_type: image/png
+      sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+      size: 5120
 missing:
   description: The referenced paths the build does not have.
   returned: failure, when C(index.html) references files the build does not have

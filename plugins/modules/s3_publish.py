@@ -290,6 +290,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
+    OBJECT_WRITE_ARGUMENT_SPEC,
+    RETRY_ERROR_CODES,
     PublishError,
     check_build_directory,
     compile_cache_rules,
@@ -304,18 +306,6 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     upload_arguments,
 )
 
-# Besides throttling, which AWSRetry already retries.
-RETRY_ERROR_CODES = ["SlowDown", "RequestTimeout"]
-CANNED_ACLS = [
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-]
-
 
 def main():
     argument_spec = {
@@ -327,9 +317,7 @@ def main():
         "source": {"type": "dict"},
         "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
         **BUILD_FILE_RULES_ARGUMENT_SPEC,
-        "acl": {"type": "str", "choices": CANNED_ACLS},
-        "encryption": {"type": "str", "choices": ["AES256", "aws:kms"]},
-        "encryption_kms_key_id": {"type": "str"},
+        **OBJECT_WRITE_ARGUMENT_SPEC,
     }
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params

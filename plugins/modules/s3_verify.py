@@ -30,8 +30,47 @@ options:
   src:
     description:
       - The build directory, as given to M(flora.deploy.s3_publish). It must contain C(index.html).
+      - Exactly one of O(src) and O(objects) is required.
     type: path
-    required: true
+  objects:
+    description:
+      - The objects to expect instead of a local build, as M(flora.deploy.frontend_build_check) returns them
+        (C(index) and the C(referenced) files) or M(flora.deploy.s3_rollback) does for the build it puts back.
+      - Exactly one of O(src) and O(objects) is required. O(paths), O(cache_rules) and O(content_types) apply to
+        O(src) only.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description:
+          - The path relative to the build, not URL-encoded.
+        type: str
+        required: true
+      sha256:
+        description:
+          - The SHA-256 of its content, in hex.
+        type: str
+        required: true
+      size:
+        description:
+          - Its size in bytes.
+        type: int
+        required: true
+      cache_control:
+        description:
+          - The Cache-Control it must have.
+        type: str
+        required: true
+      content_type:
+        description:
+          - The Content-Type it must have.
+        type: str
+        required: true
+      url:
+        description:
+          - Not checked. Accepted so that the C(referenced) lists of M(flora.deploy.frontend_build_check) and
+            M(flora.deploy.s3_rollback) can be passed as they are.
+        type: str
   prefix:
     description:
       - The key prefix the build was published under, normalised as M(flora.deploy.s3_publish) does (V(/site),
@@ -96,6 +135,11 @@ attributes:
 """
 
 EXAMPLES = r"""
+- name: Check the objects of the build put back live
+  flora.deploy.s3_verify:
+    bucket: flora-frontend-prod
+    objects: "{{ [frontend__rollback.index] + frontend__rollback.referenced }}"
+
 - name: Check the build directory and the files index.html references
   flora.deploy.frontend_build_check:
     src: /srv/Flora/apps/frontend/dist
@@ -182,6 +226,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
+    RETRY_ERROR_CODES,
     PublishError,
     check_build_directory,
     compile_cache_rules,
@@ -189,22 +234,40 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     normalise_content_type_overrides,
     normalise_prefix,
 )
-from ansible_collections.flora.deploy.plugins.module_utils.s3_verify import select_build_files, verify_objects
-
-# Besides throttling, which AWSRetry already retries.
-RETRY_ERROR_CODES = ["SlowDown", "RequestTimeout"]
+from ansible_collections.flora.deploy.plugins.module_utils.s3_verify import (
+    expected_objects,
+    select_build_files,
+    verify_objects,
+)
 
 
 def main():
     argument_spec = {
         "bucket": {"type": "str", "required": True},
-        "src": {"type": "path", "required": True},
+        "src": {"type": "path"},
+        "objects": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "path": {"type": "str", "required": True},
+                "sha256": {"type": "str", "required": True},
+                "size": {"type": "int", "required": True},
+                "cache_control": {"type": "str", "required": True},
+                "content_type": {"type": "str", "required": True},
+                "url": {"type": "str"},
+            },
+        },
         "prefix": {"type": "str", "default": ""},
         "paths": {"type": "list", "elements": "str"},
         "workers": {"type": "int", "default": 8},
         **BUILD_FILE_RULES_ARGUMENT_SPEC,
     }
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[["src", "objects"], ["objects", "paths"]],
+        required_one_of=[["src", "objects"]],
+    )
     params = module.params
     bucket, workers = params["bucket"], params["workers"]
     if workers < 1:
@@ -213,11 +276,14 @@ def main():
     prefix = normalise_prefix(params["prefix"])
     location = f"s3://{bucket}/{prefix}"
     try:
-        files = describe_local_files(
-            select_build_files(check_build_directory(params["src"]), params["paths"]),
-            compile_cache_rules(params["cache_rules"]),
-            normalise_content_type_overrides(params["content_types"]),
-        )
+        if params["objects"] is not None:
+            files = expected_objects(params["objects"])
+        else:
+            files = describe_local_files(
+                select_build_files(check_build_directory(params["src"]), params["paths"]),
+                compile_cache_rules(params["cache_rules"]),
+                normalise_content_type_overrides(params["content_types"]),
+            )
     except PublishError as e:
         module.fail_json(msg=str(e))
 
@@ -231,7 +297,9 @@ def main():
 
     if failures:
         module.fail_json(
-            msg=f"{len(failures)} of {len(checked)} objects in {location} are not the build in {params['src']}: "
+            msg=f"{len(failures)} of {len(checked)} objects in {location} are not the build"
+            + (f" in {params['src']}" if params["src"] else "")
+            + ": "
             + "; ".join(failures),
             checked=checked,
             failures=failures,

@@ -37,6 +37,7 @@ def test_every_job_template_runs_a_playbook_with_a_survey_for_ref_and_environmen
         "playbooks/redeploy_backend.yml",
         "playbooks/rollback_backend.yml",
         "playbooks/publish_frontend.yml",
+        "playbooks/rollback_frontend.yml",
         "playbooks/bootstrap_ec2.yml",
     }
     declared = declared_variables()
@@ -54,10 +55,14 @@ def test_every_job_template_runs_a_playbook_with_a_survey_for_ref_and_environmen
         assert environment["choices"] == ["prod", "staging"] and environment["default"] == "prod"
         refs = [name for name in questions if name != "flora_environment"]
         assert len(refs) == 1, template["name"]
-    rollback = next(t for t in templates if t["playbook"].endswith("rollback_backend.yml"))
-    question = rollback["survey_spec"]["spec"][0]
-    assert question["variable"] == "backend_redeploy_rollback_to"
-    assert question["required"] is False and question["default"] == ""
+    for playbook, variable in (
+        ("rollback_backend.yml", "backend_redeploy_rollback_to"),
+        ("rollback_frontend.yml", "frontend_publish_rollback_to"),
+    ):
+        rollback = next(t for t in templates if t["playbook"].endswith(playbook))
+        question = rollback["survey_spec"]["spec"][0]
+        assert question["variable"] == variable
+        assert question["required"] is False and question["default"] == ""
 
 
 def test_the_environment_question_reaches_the_parameter_store_paths():

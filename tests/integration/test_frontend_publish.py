@@ -244,10 +244,27 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
         assert body(s3, key) == (dist / key).read_bytes(), key
     assert b"https://shop.flora.example/api" in body(s3, js)
     assert first["publish"]["uploaded"] == 5
+
+    def content(path):
+        data = (dist / path).read_bytes()
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
     assert first["build"]["referenced"] == [
-        {"path": js, "url": f"/{js}", "cache_control": IMMUTABLE, "content_type": JS},
-        {"path": css, "url": f"/{css}", "cache_control": IMMUTABLE, "content_type": "text/css; charset=utf-8"},
-        {"path": "flora-logo.png", "url": "/flora-logo.png", "cache_control": REVALIDATE, "content_type": "image/png"},
+        {"path": js, "url": f"/{js}", "cache_control": IMMUTABLE, "content_type": JS, **content(js)},
+        {
+            "path": css,
+            "url": f"/{css}",
+            "cache_control": IMMUTABLE,
+            "content_type": "text/css; charset=utf-8",
+            **content(css),
+        },
+        {
+            "path": "flora-logo.png",
+            "url": "/flora-logo.png",
+            "cache_control": REVALIDATE,
+            "content_type": "image/png",
+            **content("flora-logo.png"),
+        },
     ]
     # index.html is the distribution's default root object: / is invalidated with it.
     assert first["invalidation"]["paths"] == ["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"]
@@ -577,7 +594,7 @@ def test_read_back_from_the_private_bucket_names_each_object_that_is_not_the_bui
         f"s3://{BUCKET}/{logo} has SHA-256 checksum {hashlib.sha256(other_logo).hexdigest()} "
         f"(the build has {hashlib.sha256(logo_bytes).hexdigest()})"
     ) in message, run
-    assert f"2 of 4 objects in s3://{BUCKET}/ are not the build in {dist}" in message
+    assert f"2 of 4 objects in s3://{BUCKET}/ are not the build:" in message
 
 
 def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(aws, run_playbook, tmp_path):

@@ -170,11 +170,18 @@ def test_normalise_base(given, expected):
 
 
 def test_check_vite_build_returns_references_with_their_headers(tmp_path):
-    report = check_frontend_build(str(vite_build(tmp_path)))
+    build = vite_build(tmp_path)
+
+    def content(path):
+        data = (build / path).read_bytes()
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    report = check_frontend_build(str(build))
     assert report.files == 6
     assert report.index == {
         "path": "index.html",
         "sha256": hashlib.sha256(VITE_INDEX.encode()).hexdigest(),
+        "size": len(VITE_INDEX.encode()),
         "cache_control": CACHE_ENTRY_DOCUMENT,
         "content_type": "text/html; charset=utf-8",
     }
@@ -184,24 +191,28 @@ def test_check_vite_build_returns_references_with_their_headers(tmp_path):
             "url": "/assets/index-BH4osBhN.js",
             "cache_control": CACHE_IMMUTABLE,
             "content_type": "text/javascript; charset=utf-8",
+            **content("assets/index-BH4osBhN.js"),
         },
         {
             "path": "assets/index-Ds69BtTA.css",
             "url": "/assets/index-Ds69BtTA.css",
             "cache_control": CACHE_IMMUTABLE,
             "content_type": "text/css; charset=utf-8",
+            **content("assets/index-Ds69BtTA.css"),
         },
         {
             "path": "assets/vendor-C1a2b3c4.js",
             "url": "/assets/vendor-C1a2b3c4.js",
             "cache_control": CACHE_IMMUTABLE,
             "content_type": "text/javascript; charset=utf-8",
+            **content("assets/vendor-C1a2b3c4.js"),
         },
         {
             "path": "flora-logo.png",
             "url": "/flora-logo.png",
             "cache_control": CACHE_REVALIDATE,
             "content_type": "image/png",
+            **content("flora-logo.png"),
         },
     ]
     assert set(report.to_result()) == {"src", "files", "index", "referenced"}

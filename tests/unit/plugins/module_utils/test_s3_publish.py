@@ -643,6 +643,17 @@ class FakeS3:
         with self.lock:
             return {"ETag": self.store(Key, Body, **headers)}
 
+    def copy_object(self, Bucket, Key, CopySource, MetadataDirective, aws_retry=False, **headers):
+        self.record("copy_object", Key)
+        with self.lock:
+            source = dict(self.objects[CopySource["Key"]])
+            body = source.pop("Body")
+            source.pop("ETag")
+            if MetadataDirective == "REPLACE":
+                source = {name: value for name, value in source.items() if name == "ServerSideEncryption"}
+            etag = self.store(Key, body, **{**source, **headers})
+        return {"CopyObjectResult": {"ETag": etag}}
+
     def delete_objects(self, Bucket, Delete, aws_retry=False):
         for item in Delete["Objects"]:
             self.record("delete_object", item["Key"])
