@@ -119,32 +119,6 @@ options:
         C(.avif), C(.ico), C(.woff), C(.woff2), C(.ttf), C(.otf) and C(.wasm).
       - Other extensions are looked up with Python's C(mimetypes); unknown ones get C(application/octet-stream).
     type: dict
-  acl:
-    description:
-      - Canned ACL for the uploaded files. None is set by default, so buckets with ACLs disabled work.
-      - Changing it does not upload unchanged files again.
-    type: str
-    choices:
-      - private
-      - public-read
-      - public-read-write
-      - authenticated-read
-      - aws-exec-read
-      - bucket-owner-read
-      - bucket-owner-full-control
-  encryption:
-    description:
-      - Server-side encryption for the uploaded files and manifests. By default the bucket's default encryption
-        applies.
-      - Changing it does not upload unchanged files again.
-    type: str
-    choices:
-      - AES256
-      - aws:kms
-  encryption_kms_key_id:
-    description:
-      - The KMS key to encrypt with when O(encryption=aws:kms). Without it S3 uses the AWS managed key.
-    type: str
 notes:
   - The module runs where the build is, usually the controller; use C(delegate_to=localhost) or a C(localhost) play.
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject), C(s3:DeleteObject), and
@@ -157,6 +131,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
   - flora.deploy.attributes
+  - flora.deploy.s3_write
 attributes:
   check_mode:
     support: full
@@ -278,32 +253,28 @@ previous_source:
 
 import datetime
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
+from ansible_collections.flora.deploy.plugins.module_utils.s3_module import (
+    carry_out,
+    check_write_options,
+    reading,
+    s3_client,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
     OBJECT_WRITE_ARGUMENT_SPEC,
-    RETRY_ERROR_CODES,
     PublishError,
     check_build_directory,
     compile_cache_rules,
     describe_local_files,
-    execute_plan,
     normalise_content_type_overrides,
     normalise_prefix,
     plan_diff,
     plan_publish,
     plan_result,
     read_remote_state,
-    upload_arguments,
 )
 
 
@@ -320,14 +291,9 @@ def main():
         **OBJECT_WRITE_ARGUMENT_SPEC,
     }
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_write_options(module)
     params = module.params
     bucket, workers, keep_previous = params["bucket"], params["workers"], params["keep_previous"]
-    if workers < 1:
-        module.fail_json(msg="workers must be at least 1")
-    if keep_previous < 0:
-        module.fail_json(msg="keep_previous must not be negative")
-    if params["encryption_kms_key_id"] and params["encryption"] != "aws:kms":
-        module.fail_json(msg="encryption_kms_key_id needs encryption=aws:kms")
 
     prefix = normalise_prefix(params["prefix"])
     location = f"s3://{bucket}/{prefix}"
@@ -340,19 +306,9 @@ def main():
     except PublishError as e:
         module.fail_json(msg=str(e))
 
-    client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES))
-    try:
+    client = s3_client(module)
+    with reading(module, bucket, location):
         remote = read_remote_state(client, bucket, prefix, files, keep_previous, workers)
-    except is_boto3_error_code("NoSuchBucket") as e:
-        module.fail_json_aws(e, msg=f"Bucket {bucket} does not exist")
-    except is_boto3_error_code(["AccessDenied", "403"]) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Access denied reading {location}")
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read {location}")
-    except PublishError as e:
-        module.fail_json(msg=str(e))
-
-    try:
         plan = plan_publish(
             prefix,
             files,
@@ -362,20 +318,10 @@ def main():
             datetime.datetime.now(datetime.UTC),
             source=params["source"],
         )
-    except PublishError as e:
-        module.fail_json(msg=str(e))
     result = plan_result(plan)
     if module._diff:
         result["diff"] = plan_diff(plan, remote, bucket)
-
-    if plan.changed and not module.check_mode:
-        extra = upload_arguments(params["acl"], params["encryption"], params["encryption_kms_key_id"])
-        try:
-            execute_plan(client, bucket, plan, extra, workers)
-        except (BotoCoreError, ClientError) as e:
-            module.fail_json_aws(e, msg=f"Failed to publish {params['src']} to {location}")
-        except PublishError as e:
-            module.fail_json(msg=str(e))
+    carry_out(module, client, plan, f"Failed to publish {params['src']} to {location}")
     exit_json_without_final_collection(module, **result)
 
 

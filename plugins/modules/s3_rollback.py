@@ -73,30 +73,6 @@ options:
         RV(referenced).
     type: str
     default: /
-  acl:
-    description:
-      - Canned ACL for the files put back, as given to M(flora.deploy.s3_publish).
-    type: str
-    choices:
-      - private
-      - public-read
-      - public-read-write
-      - authenticated-read
-      - aws-exec-read
-      - bucket-owner-read
-      - bucket-owner-full-control
-  encryption:
-    description:
-      - Server-side encryption for the files put back and the manifest. By default the bucket's default encryption
-        applies.
-    type: str
-    choices:
-      - AES256
-      - aws:kms
-  encryption_kms_key_id:
-    description:
-      - The KMS key to encrypt with when O(encryption=aws:kms).
-    type: str
 notes:
   - Use the same O(prefix), O(keep_previous) and O(entry_documents) as the publishes.
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject) (C(CopyObject) and the
@@ -108,6 +84,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
   - flora.deploy.attributes
+  - flora.deploy.s3_write
 attributes:
   check_mode:
     support: full
@@ -233,26 +210,21 @@ referenced:
 
 import datetime
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
+from ansible_collections.flora.deploy.plugins.module_utils.s3_module import (
+    carry_out,
+    check_write_options,
+    reading,
+    s3_client,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     OBJECT_WRITE_ARGUMENT_SPEC,
-    RETRY_ERROR_CODES,
-    PublishError,
-    execute_plan,
     normalise_prefix,
     plan_diff,
     plan_result,
     read_remote_state,
-    upload_arguments,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.s3_rollback import (
     index_entry,
@@ -277,19 +249,14 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=[["build_id", "commit"]]
     )
+    check_write_options(module)
     params = module.params
     bucket, workers, keep_previous = params["bucket"], params["workers"], params["keep_previous"]
-    if workers < 1:
-        module.fail_json(msg="workers must be at least 1")
-    if keep_previous < 0:
-        module.fail_json(msg="keep_previous must not be negative")
-    if params["encryption_kms_key_id"] and params["encryption"] != "aws:kms":
-        module.fail_json(msg="encryption_kms_key_id needs encryption=aws:kms")
 
     prefix = normalise_prefix(params["prefix"])
     location = f"s3://{bucket}/{prefix}"
-    client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES))
-    try:
+    client = s3_client(module)
+    with reading(module, bucket, location):
         remote = read_remote_state(client, bucket, prefix, [], keep_previous, workers)
         plan, target = plan_rollback(
             prefix,
@@ -304,14 +271,6 @@ def main():
         index_key = index_source_key(prefix, plan.files)
         html = client.get_object(Bucket=bucket, Key=index_key, aws_retry=True)["Body"].read()
         referenced = referenced_by_index(html.decode("utf-8", errors="replace"), target, params["base"], location)
-    except is_boto3_error_code("NoSuchBucket") as e:
-        module.fail_json_aws(e, msg=f"Bucket {bucket} does not exist")
-    except is_boto3_error_code(["AccessDenied", "403"]) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Access denied reading {location}")
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read {location}")
-    except PublishError as e:
-        module.fail_json(msg=str(e))
 
     result = plan_result(plan)
     result.update(
@@ -322,15 +281,7 @@ def main():
     )
     if module._diff:
         result["diff"] = plan_diff(plan, remote, bucket)
-
-    if plan.changed and not module.check_mode:
-        extra = upload_arguments(params["acl"], params["encryption"], params["encryption_kms_key_id"])
-        try:
-            execute_plan(client, bucket, plan, extra, workers)
-        except (BotoCoreError, ClientError) as e:
-            module.fail_json_aws(e, msg=f"Failed to put build {target.build_id} back in {location}")
-        except PublishError as e:
-            module.fail_json(msg=str(e))
+    carry_out(module, client, plan, f"Failed to put build {target.build_id} back in {location}")
     exit_json_without_final_collection(module, **result)
 
 

@@ -214,19 +214,12 @@ failures:
       (the build has text/css; charset=utf-8)
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
+from ansible_collections.flora.deploy.plugins.module_utils.s3_module import reading, s3_client
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
-    RETRY_ERROR_CODES,
     PublishError,
     check_build_directory,
     compile_cache_rules,
@@ -287,13 +280,8 @@ def main():
     except PublishError as e:
         module.fail_json(msg=str(e))
 
-    client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES))
-    try:
-        checked, failures = verify_objects(client, bucket, prefix, files, workers)
-    except is_boto3_error_code(["AccessDenied", "403"]) as e:
-        module.fail_json_aws(e, msg=f"Access denied reading {location}")
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read {location}")
+    with reading(module, bucket, location):
+        checked, failures = verify_objects(s3_client(module), bucket, prefix, files, workers)
 
     if failures:
         module.fail_json(
