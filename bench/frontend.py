@@ -1,7 +1,9 @@
 """The whole publish_frontend.yml against the app's script steps (aws s3 sync + aws s3 cp + invalidation).
 
-On the sample build and on a generated 2,000-file build, after a rebuild with identical content and after a
-one-file change, on one local AWS. Prints uploads, invalidated paths, wall time and ratios.
+On the sample build, a generated 2,000-file build and a build shaped like the real app's (bench/real_shaped.py):
+the first publish, a rebuild with identical content and a rebuild with one change, on one local AWS. The
+real-shaped build is published on loopback and again over an emulated link (30 ms round trip, 100 Mbit/s), as a
+real publish crosses the internet to S3. Prints uploads, invalidated paths, wall time and ratios.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from bench import real_shaped
 from bench.__main__ import BIN, REPO, cli_publish, generate_build, run
 from tests.support import localaws
 
@@ -48,47 +51,66 @@ def playbook(build: Path, bucket: str, distribution: str, env: dict, endpoint: s
     def result(name_part: str) -> dict:
         return next((value for name, value in results.items() if name_part in name), {})
 
-    invalidation = result("Invalidate the changed paths")
-    paths = [] if invalidation.get("skipped") else invalidation.get("paths", [])
-    return elapsed, result("Publish the build to the bucket")["uploaded"], paths
+    publish = result("Publish the build to the bucket")
+    return elapsed, publish["uploaded"], publish["invalidation"]["paths"]
 
 
-def compare(name: str, source: Path | None, endpoint: str, env: dict, work: Path) -> list[str]:
+def sample_build(build: Path, version: int) -> None:
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.copytree(SAMPLE, build)
+    if version:
+        (build / "images" / "Roses.jpg").write_bytes((SAMPLE / "images" / "Roses.jpg").read_bytes() + b"\0")
+
+
+def generated_build(build: Path, version: int) -> None:
+    generate_build(build, changed_asset=1 if version else None)
+
+
+SCENARIOS = (("first publish", 0), ("rebuild, same content", 0), ("rebuild, one change", 1))
+
+
+def compare(name: str, rebuild, endpoint: str, env: dict, work: Path) -> list[str]:
+    """The script and the playbook, each on a site of its own, through SCENARIOS in turn."""
     build = work / name
     lines = []
     cli_bucket, ours_bucket = f"bench-fe-cli-{name}", f"bench-fe-ours-{name}"
     cli_dist = localaws.create_site(endpoint, cli_bucket, comment=f"cli {name}")
     ours_dist = localaws.create_site(endpoint, ours_bucket, comment=f"ours {name}")
-
-    def rebuild(change: bool) -> None:
-        if source is None:
-            generate_build(build, changed_asset=1 if change else None)
-            return
-        shutil.rmtree(build, ignore_errors=True)
-        shutil.copytree(source, build)
-        if change:
-            (build / "images" / "Roses.jpg").write_bytes((source / "images" / "Roses.jpg").read_bytes() + b"\0")
-
-    rebuild(False)
-    script_steps(build, cli_bucket, cli_dist, env)
-    playbook(build, ours_bucket, ours_dist, env, endpoint)
-    for scenario, change in (("rebuild, same content", False), ("rebuild, one file changed", True)):
-        rebuild(change)
+    for scenario, version in SCENARIOS:
+        rebuild(build, version)
         cli = script_steps(build, cli_bucket, cli_dist, env)
         ours = playbook(build, ours_bucket, ours_dist, env, endpoint)
+        invalidated = ours[2] if len(ours[2]) <= 3 else [*ours[2][:3], "..."]
         lines.append(
             f"| {name}: {scenario} | {cli[0]:.2f} s, {cli[1]} uploads, {cli[2]} | "
-            f"{ours[0]:.2f} s, {ours[1]} uploads, {ours[2]} | {ours[0] / cli[0]:.2f}x |"
+            f"{ours[0]:.2f} s, {ours[1]} uploads, {invalidated} | {ours[0] / cli[0]:.2f}x |"
         )
     return lines
 
 
 def main(endpoint: str, env: dict, work: Path) -> list[str]:
-    lines = [
-        "### publish_frontend.yml vs the app's script steps (sync + cp + invalidation)",
+    header = [
         "| build and scenario | script: time, uploads, invalidated | playbook: time, uploads, invalidated | ratio |",
         "|---|---|---|---|",
     ]
-    lines += compare("sample", SAMPLE, endpoint, env, work)
-    lines += compare("generated", None, endpoint, env, work)
+    files = real_shaped.generate(work / "real-shaped-probe")
+    size = real_shaped.build_size(work / "real-shaped-probe")
+    lines = ["### publish_frontend.yml vs the app's script steps (sync + cp + invalidation), on loopback", *header]
+    lines += compare("sample", sample_build, endpoint, env, work)
+    lines += compare("generated", generated_build, endpoint, env, work)
+    lines += compare("real-shaped", real_shaped.generate, endpoint, env, work)
+    with real_shaped.emulated_link(endpoint) as link:
+        link_env = dict(env, **localaws.aws_environment(link))
+        lines += [
+            "",
+            "### publish_frontend.yml vs the app's script steps over an emulated link (30 ms round trip, 100 Mbit/s)",
+            real_shaped.measure_link(link, "bench-link-probe"),
+            *header,
+        ]
+        lines += compare("real-shaped-link", real_shaped.generate, link, link_env, work)
+    lines.append(
+        f"The real-shaped build: {files['files']} files, {size / 2**20:.0f} MB ({files['hashed']} content-hashed under "
+        f"assets/, {files['unhashed']} unhashed images, index.html); its one change is a shared component, which "
+        "renames it, the ten routes that import it and the entry chunk."
+    )
     return lines

@@ -29,8 +29,13 @@ description:
   - On the first publish into a prefix that has objects but no manifest (for example one published with
     C(aws s3 sync)), the objects the new build does not overwrite are recorded in a manifest of their own and treated
     as the previous build, so they age out later instead of being deleted at once.
-  - Before any AWS client is created, the module refuses a O(src) that is missing, has no files, or has no
-    C(index.html) at its top.
+  - Before any AWS client is created, the module refuses a O(src) that is missing, has no files, has no
+    C(index.html) at its top, or lacks a file C(index.html) references (scripts, stylesheets, icons, modulepreloads,
+    images), as M(flora.deploy.frontend_build_check) does; RV(missing) names those files.
+  - With a CloudFront distribution (O(distribution_id)), the distribution is read before anything is written and
+    what changed is invalidated after (RV(invalidation)); with O(verify), what was written is read back
+    (RV(verify)). A publish, its invalidation and its read-back are then one call, one process and one set of
+    clients.
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -47,6 +52,11 @@ options:
       - The directory C(.publish/) at its top is reserved for manifests and makes the module fail.
     type: path
     required: true
+  base:
+    description:
+      - The URL path the site is served under (Vite's C(base)), to resolve what C(index.html) references.
+    type: str
+    default: /
   prefix:
     description:
       - Key prefix to publish under. A leading V(/) is removed and a single trailing V(/) is added, so V(/site),
@@ -57,9 +67,10 @@ options:
   workers:
     description:
       - How many requests run in parallel (uploads, C(HeadObject) and manifest reads).
-      - Each upload holds its file in memory while it runs.
+      - Each upload holds its file in memory while it runs. Small files cost a round trip each, so more requests in
+        flight keep a long link busy.
     type: int
-    default: 8
+    default: 16
   source:
     description:
       - What the build was made from, for example the keys C(commit) and C(env_checksum), recorded in the build's
@@ -123,15 +134,17 @@ notes:
   - The module runs where the build is, usually the controller; use C(delegate_to=localhost) or a C(localhost) play.
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject), C(s3:DeleteObject), and
     C(s3:PutObjectAcl) when O(acl) is set.
-  - The paths in RV(invalidation_paths) are not URL-encoded; M(flora.deploy.cloudfront_invalidation) encodes them.
-    A distribution's default root object is cached under V(/) as well as under V(/index.html); add V(/) when the site
-    is reached at its root.
+  - The paths in RV(invalidation_paths) are not URL-encoded. With O(distribution_id) they are invalidated (encoded,
+    with V(/) for the default root object); without it, pass them to M(flora.deploy.cloudfront_invalidation).
+  - With a distribution, C(cloudfront:GetDistribution), C(cloudfront:ListInvalidations),
+    C(cloudfront:GetInvalidation) and C(cloudfront:CreateInvalidation) on it are used as well.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
   - flora.deploy.attributes
   - flora.deploy.s3_write
+  - flora.deploy.s3_site
 attributes:
   check_mode:
     support: full
@@ -152,12 +165,12 @@ EXAMPLES = r"""
     src: "{{ playbook_dir }}/../apps/frontend/dist"
   register: frontend__publish
 
-- name: Invalidate what changed and is not content-hashed
-  flora.deploy.cloudfront_invalidation:
+- name: Publish, invalidate what changed on CloudFront and read back what was written
+  flora.deploy.s3_publish:
+    bucket: flora-frontend-prod
+    src: "{{ playbook_dir }}/../apps/frontend/dist"
     distribution_id: E2EXAMPLE12345
-    paths: "{{ frontend__publish.invalidation_paths + ['/'] }}"
-    release_id: "{{ frontend__publish.build_id }}"
-  when: frontend__publish.invalidation_paths | length > 0
+    verify: true
 
 - name: Publish under a prefix, keep five older builds, cache fonts for a day
   flora.deploy.s3_publish:
@@ -249,18 +262,60 @@ previous_source:
   description: The source recorded for the build published last before this run.
   returned: success
   type: dict
+build:
+  description: C(index.html) and the files it references, as M(flora.deploy.frontend_build_check) returns them.
+  returned: success
+  type: dict
+  contains:
+    files:
+      description: How many files the build has.
+      type: int
+    index:
+      description: C(index.html) (path, sha256, size, cache_control, content_type).
+      type: dict
+    referenced:
+      description: The files C(index.html) references (path, url, sha256, size, cache_control, content_type).
+      type: list
+      elements: dict
+invalidation:
+  description:
+    - With a distribution, the invalidation, as M(flora.deploy.cloudfront_invalidation) returns it, and what
+      C(GetDistribution) said of the distribution (C(distribution) - domain_name, aliases, url,
+      default_root_object). C(paths) is empty when nothing needed invalidating.
+  returned: success, with a distribution
+  type: dict
+  sample: {"changed": true, "distribution_id": "E2EXAMPLE12345", "paths": ["/", "/index.html"],
+           "invalidation_id": "I2J0I21PCUYOIK", "status": "InProgress"}
+verify:
+  description:
+    - With O(verify), what the bucket holds for each object read back (C(checked), as M(flora.deploy.s3_verify)
+      returns it); empty in check mode.
+  returned: success
+  type: dict
+missing:
+  description: The referenced paths the build does not have.
+  returned: failure, when C(index.html) references files the build does not have
+  type: list
+  elements: str
 """
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.flora.deploy.plugins.module_utils.frontend_build import BuildCheckError, check_frontend_build
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_module import (
+    DISTRIBUTION_SELECTORS,
+    SITE_ARGUMENT_SPEC,
     carry_out,
     check_write_options,
+    read_distribution,
     reading,
     s3_client,
+    site_result,
+    start_reading_distribution,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     BUILD_FILE_RULES_ARGUMENT_SPEC,
@@ -283,14 +338,18 @@ def main():
         "bucket": {"type": "str", "required": True},
         "src": {"type": "path", "required": True},
         "prefix": {"type": "str", "default": ""},
-        "workers": {"type": "int", "default": 8},
+        "base": {"type": "str", "default": "/"},
+        "workers": {"type": "int", "default": 16},
         "keep_previous": {"type": "int", "default": 2},
         "source": {"type": "dict"},
         "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
         **BUILD_FILE_RULES_ARGUMENT_SPEC,
         **OBJECT_WRITE_ARGUMENT_SPEC,
+        **SITE_ARGUMENT_SPEC,
     }
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=[DISTRIBUTION_SELECTORS]
+    )
     check_write_options(module)
     params = module.params
     bucket, workers, keep_previous = params["bucket"], params["workers"], params["keep_previous"]
@@ -298,30 +357,37 @@ def main():
     prefix = normalise_prefix(params["prefix"])
     location = f"s3://{bucket}/{prefix}"
     try:
-        files = describe_local_files(
-            check_build_directory(params["src"]),
-            compile_cache_rules(params["cache_rules"]),
-            normalise_content_type_overrides(params["content_types"]),
-        )
+        rules = compile_cache_rules(params["cache_rules"])
+        content_types = normalise_content_type_overrides(params["content_types"])
+        files = describe_local_files(check_build_directory(params["src"]), rules, content_types)
+        build = check_frontend_build(params["src"], params["base"], rules, content_types)
+    except BuildCheckError as e:
+        module.fail_json(msg=str(e), missing=e.missing)
     except PublishError as e:
         module.fail_json(msg=str(e))
 
-    client = s3_client(module)
-    with reading(module, bucket, location):
-        remote = read_remote_state(client, bucket, prefix, files, keep_previous, workers)
-        plan = plan_publish(
-            prefix,
-            files,
-            remote,
-            keep_previous,
-            params["entry_documents"],
-            datetime.datetime.now(datetime.UTC),
-            source=params["source"],
-        )
-    result = plan_result(plan)
-    if module._diff:
-        result["diff"] = plan_diff(plan, remote, bucket)
-    carry_out(module, client, plan, f"Failed to publish {params['src']} to {location}")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        client = s3_client(module)
+        # The distribution is read while the bucket is; the invalidation is made while the bucket is read back.
+        pending = start_reading_distribution(module, pool)
+        with reading(module, bucket, location):
+            remote = read_remote_state(client, bucket, prefix, files, keep_previous, workers)
+            plan = plan_publish(
+                prefix,
+                files,
+                remote,
+                keep_previous,
+                params["entry_documents"],
+                datetime.datetime.now(datetime.UTC),
+                source=params["source"],
+            )
+        distribution = read_distribution(module, pending)
+        result = plan_result(plan)
+        result["build"] = build.to_result()
+        if module._diff:
+            result["diff"] = plan_diff(plan, remote, bucket)
+        carry_out(module, client, plan, f"Failed to publish {params['src']} to {location}")
+        result.update(site_result(module, client, plan, distribution, result["build"], pool))
     exit_json_without_final_collection(module, **result)
 
 

@@ -60,7 +60,7 @@ options:
     description:
       - How many requests run in parallel.
     type: int
-    default: 8
+    default: 16
   entry_documents:
     description:
       - The files that reference the others, put back last, as given to M(flora.deploy.s3_publish).
@@ -70,7 +70,7 @@ options:
   base:
     description:
       - The URL path the site is served under (Vite's C(base)), to resolve what C(index.html) references into
-        RV(referenced).
+        RV(build.referenced).
     type: str
     default: /
 notes:
@@ -78,13 +78,14 @@ notes:
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject) (C(CopyObject) and the
     manifest), C(s3:DeleteObject), and C(s3:PutObjectAcl) when O(acl) is set.
   - The paths in RV(invalidation_paths) are the files that are not content-hashed and differ from the build live
-    before; invalidate them with M(flora.deploy.cloudfront_invalidation).
+    before; with O(distribution_id) they are invalidated.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
   - flora.deploy.attributes
   - flora.deploy.s3_write
+  - flora.deploy.s3_site
 attributes:
   check_mode:
     support: full
@@ -105,12 +106,11 @@ EXAMPLES = r"""
     bucket: flora-frontend-prod
   register: frontend__rollback
 
-- name: Invalidate what it changed
-  flora.deploy.cloudfront_invalidation:
+- name: Put the previous build back, invalidate what changed and read it back
+  flora.deploy.s3_rollback:
+    bucket: flora-frontend-prod
     distribution_id: E2EXAMPLE12345
-    paths: "{{ frontend__rollback.invalidation_paths }}"
-    default_root_object: index.html
-  when: frontend__rollback.invalidation_paths | length > 0
+    verify: true
 
 - name: Put back the build of a commit
   flora.deploy.s3_rollback:
@@ -186,38 +186,46 @@ deleted_keys:
   returned: success
   type: list
   elements: str
-index:
-  description: The build's C(index.html) as its manifest records it (path, sha256, size, cache_control,
-    content_type), for M(flora.deploy.s3_verify) and M(flora.deploy.http_check).
+build:
+  description: The build's C(index.html) and the files it references, as its manifest records them (path, sha256,
+    size, cache_control, content_type, and url for the references), as M(flora.deploy.frontend_build_check) returns
+    them for a local build.
   returned: success
   type: dict
-  sample: {"path": "index.html", "sha256": "0b0a8b1f2e...", "size": 1320, "cache_control": "public,max-age=60",
-           "content_type": "text/html; charset=utf-8"}
-referenced:
-  description: The build's files its C(index.html) references, sorted by path, as
-    M(flora.deploy.frontend_build_check) returns them for a local build.
+  contains:
+    index:
+      description: C(index.html).
+      type: dict
+    referenced:
+      description: The files C(index.html) references, sorted by path.
+      type: list
+      elements: dict
+invalidation:
+  description: With a distribution, the invalidation, as M(flora.deploy.s3_publish) returns it.
+  returned: success, with a distribution
+  type: dict
+verify:
+  description: With O(verify), what the bucket holds for each object read back; empty in check mode.
   returned: success
-  type: list
-  elements: dict
-  sample:
-    - path: assets/index-BH4osBhN.js
-      url: /assets/index-BH4osBhN.js
-      cache_control: public,max-age=31536000,immutable
-      content_type: text/javascript; charset=utf-8
-      sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
-      size: 183204
+  type: dict
 """
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_module import (
+    DISTRIBUTION_SELECTORS,
+    SITE_ARGUMENT_SPEC,
     carry_out,
     check_write_options,
+    read_distribution,
     reading,
     s3_client,
+    site_result,
+    start_reading_distribution,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     OBJECT_WRITE_ARGUMENT_SPEC,
@@ -241,13 +249,16 @@ def main():
         "build_id": {"type": "str"},
         "commit": {"type": "str"},
         "keep_previous": {"type": "int", "default": 2},
-        "workers": {"type": "int", "default": 8},
+        "workers": {"type": "int", "default": 16},
         "entry_documents": {"type": "list", "elements": "str", "default": ["*.html"]},
         "base": {"type": "str", "default": "/"},
         **OBJECT_WRITE_ARGUMENT_SPEC,
+        **SITE_ARGUMENT_SPEC,
     }
     module = AnsibleAWSModule(
-        argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=[["build_id", "commit"]]
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[["build_id", "commit"], DISTRIBUTION_SELECTORS],
     )
     check_write_options(module)
     params = module.params
@@ -255,33 +266,37 @@ def main():
 
     prefix = normalise_prefix(params["prefix"])
     location = f"s3://{bucket}/{prefix}"
-    client = s3_client(module)
-    with reading(module, bucket, location):
-        remote = read_remote_state(client, bucket, prefix, [], keep_previous, workers)
-        plan, target = plan_rollback(
-            prefix,
-            remote,
-            keep_previous,
-            params["entry_documents"],
-            datetime.datetime.now(datetime.UTC),
-            location,
-            build_id=params["build_id"],
-            commit=params["commit"],
-        )
-        index_key = index_source_key(prefix, plan.files)
-        html = client.get_object(Bucket=bucket, Key=index_key, aws_retry=True)["Body"].read()
-        referenced = referenced_by_index(html.decode("utf-8", errors="replace"), target, params["base"], location)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        client = s3_client(module)
+        # The distribution is read while the bucket is; the invalidation is made while the bucket is read back.
+        pending = start_reading_distribution(module, pool)
+        with reading(module, bucket, location):
+            remote = read_remote_state(client, bucket, prefix, [], keep_previous, workers)
+            plan, target = plan_rollback(
+                prefix,
+                remote,
+                keep_previous,
+                params["entry_documents"],
+                datetime.datetime.now(datetime.UTC),
+                location,
+                build_id=params["build_id"],
+                commit=params["commit"],
+            )
+            index_key = index_source_key(prefix, plan.files)
+            html = client.get_object(Bucket=bucket, Key=index_key, aws_retry=True)["Body"].read()
+            referenced = referenced_by_index(html.decode("utf-8", errors="replace"), target, params["base"], location)
 
-    result = plan_result(plan)
-    result.update(
-        restored_build_id=target.build_id,
-        source=target.source or {},
-        index=index_entry(target),
-        referenced=[item.to_dict() for item in referenced],
-    )
-    if module._diff:
-        result["diff"] = plan_diff(plan, remote, bucket)
-    carry_out(module, client, plan, f"Failed to put build {target.build_id} back in {location}")
+        distribution = read_distribution(module, pending)
+        result = plan_result(plan)
+        result.update(
+            restored_build_id=target.build_id,
+            source=target.source or {},
+            build={"index": index_entry(target), "referenced": [item.to_dict() for item in referenced]},
+        )
+        if module._diff:
+            result["diff"] = plan_diff(plan, remote, bucket)
+        carry_out(module, client, plan, f"Failed to put build {target.build_id} back in {location}")
+        result.update(site_result(module, client, plan, distribution, result["build"], pool))
     exit_json_without_final_collection(module, **result)
 
 

@@ -138,7 +138,7 @@ EXAMPLES = r"""
 - name: Check the objects of the build put back live
   flora.deploy.s3_verify:
     bucket: flora-frontend-prod
-    objects: "{{ [frontend__rollback.index] + frontend__rollback.referenced }}"
+    objects: "{{ [frontend__rollback.build.index] + frontend__rollback.build.referenced }}"
 
 - name: Check the build directory and the files index.html references
   flora.deploy.frontend_build_check:

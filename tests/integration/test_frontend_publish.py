@@ -271,7 +271,7 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     assert invalidations(aws, distribution_id) == [["/", "/flora-logo.png", "/images/Roses.jpg", "/index.html"]]
     # No site URL: index.html, then every file it references, read back from the private bucket with signed
     # HeadObject requests and compared with the build; nothing read over HTTP.
-    assert first["smoke"]["skipped"] is True
+    assert first["smoke"] is None
     assert [(item["key"], item["ok"]) for item in first["verify"]["checked"]] == [
         ("index.html", True),
         (js, True),
@@ -291,7 +291,7 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     assert (dist / "index.html").stat().st_mtime_ns != built_at
     assert changed_count(output) == 0, output
     assert (again["publish"]["uploaded"], again["publish"]["unchanged"]) == (0, 5)
-    assert again["invalidation"]["skipped"] is True
+    assert (again["invalidation"]["changed"], again["invalidation"]["paths"]) == (False, [])
     assert len(invalidations(aws, distribution_id)) == 1
     assert {key: item["ETag"] for key, item in site_objects(s3).items()} == etags
 
@@ -309,7 +309,7 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     assert set(site_objects(s3)) == set(expected) | {new_js}
     assert body(s3, "index.html") == (dist / "index.html").read_bytes()
     assert b"Today" in body(s3, new_js)
-    assert changed_count(output) == 2  # the publish and the invalidation
+    assert changed_count(output) == 1  # the publish, which invalidated too
 
 
 def test_builds_older_than_the_kept_ones_age_out(aws, run_playbook, tmp_path):
@@ -451,6 +451,9 @@ def test_bad_input_fails_before_any_upload(aws, run_playbook, tmp_path, case):
     if case == "unknown bucket":
         # s3_publish checks the bucket itself: its listing fails before anything is written, or created.
         assert "flora-no-such-bucket" not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    if case in ("empty build directory", "no index.html", "missing asset", "unknown bucket", "unknown distribution"):
+        # The publish checks the build, the bucket and the distribution before it writes anything.
+        assert "TASK [flora.deploy.frontend_publish : Publish the build to the bucket" in run.output
     else:
         assert "Publish the build to the bucket" not in run.output
     if case == "secret in the build env":
@@ -472,7 +475,7 @@ def test_check_mode_changes_nothing(aws, run_playbook, tmp_path):
     assert predicted["publish"]["uploaded"] == 6 and predicted["publish"]["changed"] is True
     assert predicted["invalidation"]["changed"] is True and predicted["invalidation"]["invalidation_id"] is None
     assert predicted["smoke"] is None and "Read index.html and every file it references back" not in output
-    assert predicted["verify"] is None
+    assert predicted["verify"]["checked"] == []
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert invalidations(aws, distribution_id) == []
 
@@ -512,7 +515,7 @@ def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook,
             (f"{site}/shop/flora-logo.png", 200),
         ]
         assert result["smoke"]["checked"][0]["sha256"] == result["build"]["index"]["sha256"]
-        assert result["verify"]["skipped"] is True
+        assert result["verify"]["checked"] == []
         assert result["publish"]["changed_keys"][-1] == "shop/index.html"
         assert anonymous_status(aws, "shop/index.html") == 403
 
@@ -550,8 +553,7 @@ def test_read_back_from_the_private_bucket_names_each_object_that_is_not_the_bui
     shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", dist)
     s3 = localaws.boto3_client("s3", aws)
     variables = site_variables(aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist))
-    result, output = publish(run_playbook, tmp_path, variables)
-    assert f"Read index.html and every file it references back from the bucket {BUCKET}" in output
+    result = publish(run_playbook, tmp_path, variables)[0]
     assert [(item["key"], item["ok"]) for item in result["verify"]["checked"]] == [
         ("index.html", True),
         ("assets/index-3TWYBq9S.js", True),
