@@ -7,6 +7,10 @@ Stripe, Auth0, nodemailer, Gemini and Prisma, and a TypeScript build of the whol
 fixture to that shape: the real app's dependency set (resolved from the npm registry into the lockfile) and
 a generated backend of FEATURES TypeScript modules in the style of its routes (an Express router, a zod schema,
 Stripe and nodemailer calls). Runtime behaviour is the fixture's: the added modules are compiled, not loaded.
+
+The real app's Prisma CLI comes from npm, so @prisma/client's peer dependency on it resolves inside pnpm's store.
+The fixture's stand-in for that CLI is a workspace package; named "prisma", it would satisfy the peer from outside
+the store, which no real install does. Grown, it is "@flora/prisma-cli", with the same "prisma" command.
 """
 
 from __future__ import annotations
@@ -138,6 +142,12 @@ def grow(work: Path) -> None:
     """Turn the fixture app's working tree at ``work`` into a Flora-sized one, lockfile included."""
     _extend(work / "apps/backend/package.json", BACKEND_DEPENDENCIES, BACKEND_DEV_DEPENDENCIES)
     _extend(work / "apps/frontend/package.json", FRONTEND_DEPENDENCIES, FRONTEND_DEV_DEPENDENCIES)
+    stand_in = work / "tools/prisma/package.json"
+    stand_in.write_text(json.dumps({**json.loads(stand_in.read_text()), "name": "@flora/prisma-cli"}, indent=2) + "\n")
+    backend = json.loads((work / "apps/backend/package.json").read_text())
+    backend["devDependencies"].pop("prisma")
+    backend["devDependencies"]["@flora/prisma-cli"] = "workspace:*"
+    (work / "apps/backend/package.json").write_text(json.dumps(backend, indent=2) + "\n")
     features = work / "apps/backend/src/features"
     features.mkdir()
     for number in range(FEATURES):

@@ -28,6 +28,8 @@ from ansible_collections.flora.deploy.plugins.module_utils.path_globs import glo
 # The marker of a shared install; "store" names the link, relative to a release directory, that points at the
 # shared virtual store "<deps_dir>/<key>/.pnpm".
 MARKER = ".flora-deps"
+# In a release directory: the key of its dependencies, shared or installed in the release.
+KEY_FILE = ".flora-deps-key"
 
 
 def dependency_key(listing: str, inputs: list[str]) -> str:
@@ -149,3 +151,28 @@ def deps_adopt(deps_dir: str, key: str, work: str) -> str:
     os.rename(partial, deps)
     os.symlink(os.path.join(deps, ".pnpm"), store)
     return f"shared the install as {deps}"
+
+
+def write_key(work: str, key: str) -> None:
+    with open(os.path.join(work, KEY_FILE), "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+
+
+def read_key(release: str) -> str:
+    try:
+        with open(os.path.join(release, KEY_FILE), encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def same_install(one: str, other: str) -> bool:
+    """Whether two releases' virtual stores are the same shared install."""
+    first, second = (os.path.join(release, "node_modules", ".pnpm") for release in (one, other))
+    return os.path.islink(first) and os.path.realpath(first) == os.path.realpath(second)
+
+
+def same_dependencies(work: str, previous: str, key: str) -> bool:
+    """Whether the work directory gets the dependencies the previous release has: the same shared install, or
+    installs of the same key (an install that could not be shared is made again in each release, identically)."""
+    return same_install(work, previous) or (bool(key) and read_key(previous) == key)

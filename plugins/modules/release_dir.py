@@ -18,8 +18,8 @@ description:
   - With O(share_deps), a commit whose dependencies (the files matching O(deps_files), the install and generate
     commands, the Node.js version and the architecture) are those of a release already built links that release's
     installed packages from O(deps_dir) instead of installing again (RV(deps_linked)).
-  - With O(carry_build_from) and O(build_info), and the dependencies linked from the same install as that
-    release, its build output is carried into the work directory for an incremental build, keeping only the files
+  - With O(carry_build_from) and O(build_info), and the dependencies of that release (the same shared install, or
+    the same dependency key when the install could not be shared), its build output is carried into the work directory for an incremental build, keeping only the files
     tsc emits for the new commit's sources (C(tsc --showConfig) in the work directory), so the output of a deleted
     or renamed source does not survive.
   - With O(state=built), shares a fresh install in O(deps_dir) for the next releases, writes the marker and renames
@@ -209,7 +209,12 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.release_deps import deps_adopt, deps_link
+from ansible_collections.flora.deploy.plugins.module_utils.release_deps import (
+    deps_adopt,
+    deps_link,
+    same_dependencies,
+    write_key,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import (
     ReleaseError,
     carry_build_output,
@@ -227,12 +232,6 @@ def node_version(module) -> str:
     if rc != 0:
         module.fail_json(msg=f"node --version failed: {err.strip() or out.strip()}")
     return out.strip()
-
-
-def same_install(one: str, other: str) -> bool:
-    """Whether two releases' virtual stores are the same shared install."""
-    first, second = (os.path.join(release, "node_modules", ".pnpm") for release in (one, other))
-    return os.path.islink(first) and os.path.realpath(first) == os.path.realpath(second)
 
 
 def unpack(module, release_dir, work):
@@ -265,14 +264,21 @@ def unpack(module, release_dir, work):
         key, linked = deps_link(
             params["deps_dir"], work, params["repo"], params["commit"], params["deps_files"], inputs
         )
+        write_key(work, key)
         result.update(deps_key=key, deps_linked=linked)
     previous = params["carry_build_from"]
     if previous and params["build_info"]:
-        if not result["deps_linked"] or not same_install(work, previous):
+        if not same_dependencies(work, previous, result.get("deps_key", "")):
             result["build_carried_note"] = f"the dependencies differ from those of {previous}: a full build"
         else:
+            # Before an install that could not be linked, the work directory has no tsc yet: the previous
+            # release's, of the same dependencies, reads the work directory's configuration.
+            tsc_app = app if result["deps_linked"] else os.path.join(previous, params["app_dir"])
             carried, note, stale = carry_build_output(
-                os.path.join(previous, params["app_dir"]), app, params["build_info"], lambda: show_config(module, app)
+                os.path.join(previous, params["app_dir"]),
+                app,
+                params["build_info"],
+                lambda: show_config(module, app, tsc_app),
             )
             result.update(build_carried=carried, build_carried_note=note)
             if carried:
@@ -280,8 +286,9 @@ def unpack(module, release_dir, work):
     return result
 
 
-def show_config(module, app) -> dict:
-    tsc = os.path.join(app, "node_modules", ".bin", "tsc")
+def show_config(module, app, tsc_app) -> dict:
+    """`tsc --showConfig` of the project in app, with the tsc installed in tsc_app."""
+    tsc = os.path.join(tsc_app, "node_modules", ".bin", "tsc")
     if not os.path.exists(tsc):
         raise ReleaseError(f"{tsc} does not exist")
     rc, out, err = module.run_command([tsc, "-p", module.params["tsconfig"], "--showConfig"], cwd=app)

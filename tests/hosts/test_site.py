@@ -3,10 +3,12 @@ a local CDN stand-in (nginx), checked in headless Chromium by flora.deploy.site_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,36 @@ def test_deploy_ends_with_the_browser_check_after_a_backend_only_deploy(site, tm
     assert "TASK [Check the site in a browser after the backend deploy]" in result.stdout
     assert "TASK [flora.deploy.frontend_publish : Load the site in a browser]" in result.stdout
     assert "WARNING: " not in result.stdout
+
+
+def test_a_rollback_puts_the_previous_build_back_through_the_browser_check(site):
+    assert publish(site, site["build"]).returncode == 0
+    second = site["work"] / "second-dist"
+    shutil.copytree(SAMPLE, second)
+    index = second / "index.html"
+    index.write_text(index.read_text().replace("</body>", "<p>the second build</p></body>"))
+    published = publish(site, second)
+    assert published.returncode == 0, published.stdout[-4000:]
+    with urllib.request.urlopen(f"{site['url']}/index.html", timeout=10) as response:
+        assert b"the second build" in response.read()
+
+    rolled = run_playbook(
+        site["services"],
+        REPO / "playbooks" / "rollback_frontend.yml",
+        {
+            "frontend_publish_bucket": BUCKET,
+            "frontend_publish_distribution_id": site["distribution_id"],
+            "frontend_publish_site_url": site["url"],
+            "frontend_publish_site_smoke_deep_links": ["/order-confirmation/123"],
+            "frontend_publish_smoke_retries": 2,
+            "frontend_publish_smoke_delay": 1,
+        },
+    )
+    assert rolled.returncode == 0, rolled.stdout[-6000:]
+    assert "Load the site in a browser" in rolled.stdout
+    original = (site["build"] / "index.html").read_bytes()
+    with urllib.request.urlopen(f"{site['url']}/index.html", timeout=10) as response:
+        assert response.read() == original
+    seen = smoke(site, deep_links=["/order-confirmation/123"])
+    assert seen["failures"] == []
+    assert {page["document_sha256"] for page in seen["pages"]} == {hashlib.sha256(original).hexdigest()}

@@ -199,3 +199,33 @@ def test_the_pnpm_version_is_read_from_the_package_of_the_pnpm_on_path(tmp_path)
     assert installed_pnpm_version(None) == ""
     (tmp_path / "lib/node_modules/pnpm/package.json").write_text("{}")
     assert installed_pnpm_version(str(tmp_path / "bin/pnpm")) == ""
+
+
+def test_same_dependencies_by_shared_install_or_by_key(tmp_path):
+    deps_dir = tmp_path / "deps"
+    previous = tmp_path / "previous"
+    export(previous, "previous")
+    pnpm_install(previous)
+    helper.write_key(str(previous), "k1")
+    helper.deps_adopt(str(deps_dir), "k1", str(previous))
+
+    linked = tmp_path / "linked"
+    export(linked, "linked")
+    helper.link_install(str(deps_dir / "k1"), helper.read_marker(str(deps_dir / "k1")), str(linked))
+    assert helper.same_dependencies(str(linked), str(previous), "")
+
+    # An install that could not be shared is made again in each release: the same key, the same dependencies.
+    kept = tmp_path / "kept"
+    export(kept, "kept")
+    pnpm_install(kept)
+    helper.write_key(str(kept), "k2")
+    unshared = tmp_path / "unshared"
+    export(unshared, "unshared")
+    assert helper.read_key(str(kept)) == "k2"
+    assert helper.same_dependencies(str(unshared), str(kept), "k2")
+    assert not helper.same_dependencies(str(unshared), str(kept), "k3")
+    assert not helper.same_dependencies(str(unshared), str(kept), "")
+    # A release from before the key was kept: not the same, so a full build.
+    (kept / helper.KEY_FILE).unlink()
+    assert helper.read_key(str(kept)) == ""
+    assert not helper.same_dependencies(str(unshared), str(kept), "k2")
