@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,17 @@ def main() -> int:
             publish = stack.playbook_command(local, "publish_frontend.yml", "-e", json.dumps(site))
             step("Publish the frontend, invalidate what changed, load the site in a browser", publish, env, timings)
             step("Publish again: nothing to do", publish, env, timings)
+            # A second build (its index.html says so), then the first back from what the bucket keeps.
+            second = Path(work) / "second-build"
+            shutil.copytree(REPO / "tests" / "fixtures" / "sample-build", second)
+            index = second / "index.html"
+            index.write_text(index.read_text().replace("</body>", "<p>The second build.</p></body>"))
+            publish_second = stack.playbook_command(
+                local, "publish_frontend.yml", "-e", json.dumps({**site, "frontend_publish_build_dir": str(second)})
+            )
+            step("Publish a second build", publish_second, env, timings)
+            rollback = stack.playbook_command(local, "rollback_frontend.yml", "-e", json.dumps(site))
+            step("Roll the frontend back to the first build, load the site in a browser", rollback, env, timings)
 
             with urllib.request.urlopen(HEALTH_URL, timeout=5) as response:
                 health = response.read().decode()

@@ -47,10 +47,8 @@ def site(bootstrapped_host, tmp_path_factory):
         yield {"services": services, "url": url, "build": build, "distribution_id": distribution_id, "work": work}
 
 
-def publish(site: dict, build: Path, **extra) -> subprocess.CompletedProcess:
-    variables = {
-        "frontend_publish_build": False,
-        "frontend_publish_build_dir": str(build),
+def site_variables(site: dict, **extra) -> dict:
+    return {
         "frontend_publish_bucket": BUCKET,
         "frontend_publish_distribution_id": site["distribution_id"],
         "frontend_publish_site_url": site["url"],
@@ -59,6 +57,10 @@ def publish(site: dict, build: Path, **extra) -> subprocess.CompletedProcess:
         "frontend_publish_smoke_delay": 1,
         **extra,
     }
+
+
+def publish(site: dict, build: Path, **extra) -> subprocess.CompletedProcess:
+    variables = site_variables(site, frontend_publish_build=False, frontend_publish_build_dir=str(build), **extra)
     return run_playbook(site["services"], REPO / "playbooks" / "publish_frontend.yml", variables)
 
 
@@ -184,18 +186,7 @@ def test_a_rollback_puts_the_previous_build_back_through_the_browser_check(site)
     with urllib.request.urlopen(f"{site['url']}/index.html", timeout=10) as response:
         assert b"the second build" in response.read()
 
-    rolled = run_playbook(
-        site["services"],
-        REPO / "playbooks" / "rollback_frontend.yml",
-        {
-            "frontend_publish_bucket": BUCKET,
-            "frontend_publish_distribution_id": site["distribution_id"],
-            "frontend_publish_site_url": site["url"],
-            "frontend_publish_site_smoke_deep_links": ["/order-confirmation/123"],
-            "frontend_publish_smoke_retries": 2,
-            "frontend_publish_smoke_delay": 1,
-        },
-    )
+    rolled = run_playbook(site["services"], REPO / "playbooks" / "rollback_frontend.yml", site_variables(site))
     assert rolled.returncode == 0, rolled.stdout[-6000:]
     assert "Load the site in a browser" in rolled.stdout
     original = (site["build"] / "index.html").read_bytes()

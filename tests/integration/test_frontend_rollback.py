@@ -26,7 +26,7 @@ from tests.integration.test_frontend_publish import (
     site_objects,
     site_variables,
 )
-from tests.support import localaws
+from tests.support import localaws, real_shaped
 
 ROLLBACK = "frontend_publish/rollback.yml"
 COMMIT_ONE = "1" * 40
@@ -189,3 +189,37 @@ def test_copies_are_kept_while_a_kept_build_needs_them(aws, run_playbook, tmp_pa
         publish(run_playbook, tmp_path, variables)
         indexes.append(hashlib.sha256(index.read_bytes()).hexdigest())
         assert stored() == ({indexes[number - 1]} if number else set())
+
+
+def test_a_build_shaped_like_the_real_apps_publishes_by_content_and_rolls_back(aws, run_playbook, tmp_path):
+    # 55 files, 51 MB: a Vite chunk graph where one shared component's change renames 12 chunks, and 21 unhashed
+    # images of up to 6 MB (tests/support/real_shaped.py).
+    distribution_id = create_private_site(aws)
+    s3 = localaws.boto3_client("s3", aws)
+    dist = tmp_path / "dist"
+    variables = site_variables(aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist))
+    real_shaped.generate(dist, version=0)
+    first_index = (dist / "index.html").read_bytes()
+    first, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}})
+    assert (first["publish"]["uploaded"], first["publish"]["changed_keys"][-1]) == (55, "index.html")
+
+    # Built again: every file new on disk, nothing uploaded, nothing invalidated.
+    real_shaped.generate(dist, version=0)
+    again, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}})
+    assert again["publish"]["uploaded"] == 0 and changed_count(output) == 0
+
+    # One component changed: the 12 renamed chunks, then index.html; only / and /index.html invalidated.
+    real_shaped.generate(dist, version=1)
+    change, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_TWO}})
+    keys = change["publish"]["changed_keys"]
+    assert len(keys) == 13 and keys[-1] == "index.html"
+    assert all(key.startswith("assets/") and key.endswith(".js") for key in keys[:-1])
+    assert change["invalidation"]["paths"] == ["/", "/index.html"]
+
+    # Back to the first build: the first build's chunks are still there under their own names, so only
+    # index.html is put back.
+    rolled, output = roll_back(run_playbook, tmp_path, site_variables(aws, distribution_id))
+    assert rolled["publish"]["changed_keys"] == ["index.html"]
+    assert body(s3, "index.html") == first_index
+    assert all(item["ok"] for item in rolled["verify"]["checked"])
+    assert latest_manifest(s3)["source"]["commit"] == COMMIT_ONE
