@@ -83,9 +83,10 @@ def select_target(
     for build in builds[start:]:
         if not build.serves_the_same(live) and not build.adopted:
             return build
+    restore = f", a rollback to {live.restored_from}," if live.restored_from else ""
     raise RollbackError(
-        f"{location} keeps no build before the live one, {describe_build(live)}, to roll back to "
-        f"(the builds it keeps: {describe_builds(builds)}); keep_previous sets how many are kept"
+        f"{location} keeps no build before the live one, {describe_build(live)}{restore} to roll back to. "
+        f"The builds it keeps: {describe_builds(builds)}; name one by its build ID or commit to put it back"
     )
 
 

@@ -19,9 +19,9 @@ description:
     commands, the Node.js version and the architecture) are those of a release already built links that release's
     installed packages from O(deps_dir) instead of installing again (RV(deps_linked)).
   - With O(carry_build_from) and O(build_info), and the dependencies of that release (the same shared install, or
-    the same dependency key when the install could not be shared), its build output is carried into the work directory for an incremental build, keeping only the files
-    tsc emits for the new commit's sources (C(tsc --showConfig) in the work directory), so the output of a deleted
-    or renamed source does not survive.
+    the same dependency key when the install could not be shared), its build output is carried into the work
+    directory for an incremental build, keeping only the files tsc emits for the new commit's sources
+    (C(tsc --showConfig) in the work directory), so the output of a deleted or renamed source does not survive.
   - With O(state=built), shares a fresh install in O(deps_dir) for the next releases, writes the marker and renames
     the work directory to the release directory.
 author:

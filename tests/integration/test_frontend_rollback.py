@@ -128,6 +128,7 @@ def test_rollback_puts_the_previous_build_back_and_a_commit_forward_again(aws, r
     run = run_playbook(ROLLBACK, variables)
     assert run.rc != 0
     assert "keeps no build before the live one" in run.output
+    assert "name one by its build ID or commit to put it back" in run.output
     assert f"commit {COMMIT_ONE}" in run.output
     assert etags(s3) == before
 

@@ -220,3 +220,13 @@ def test_what_a_publish_overwrites_is_copied_aside_before_the_upload(tmp_path):
     assert writes[0] == ("copy_object", stored)
     assert writes.index(("put_object", "index.html")) > 0
     assert client.objects[stored]["Body"] == old_index
+
+
+def test_nothing_before_the_build_a_rollback_put_back_says_so_and_how_to_go_forward():
+    builds = [("20250301T100000.000000Z-aaa", build_v1()), ("20250301T110000.000000Z-aaa", build_v1())]
+    remote = with_sources(published("", builds), "1" * 40, "1" * 40)
+    remote.manifests[remote.manifest_keys[-1]].restored_from = "20250301T100000.000000Z-aaa"
+    with pytest.raises(RollbackError) as raised:
+        select_target(remote, LOCATION)
+    assert ", a rollback to 20250301T100000.000000Z-aaa, to roll back to" in str(raised.value)
+    assert str(raised.value).endswith("name one by its build ID or commit to put it back")
