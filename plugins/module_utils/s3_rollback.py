@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import typing as t
 
 from ansible_collections.flora.deploy.plugins.module_utils.frontend_build import ReferencedFile, resolve_references
@@ -29,6 +30,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
 
 # A commit given by its abbreviation must be at least this long, as git's shortest default.
 MIN_COMMIT_ABBREVIATION = 7
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,40}(-dirty)?")
 
 
 class RollbackError(PublishError):
@@ -69,6 +71,11 @@ def select_target(
     if commit:
         if len(commit) < MIN_COMMIT_ABBREVIATION:
             raise RollbackError(f"commit {commit} is too short: give at least {MIN_COMMIT_ABBREVIATION} characters")
+        if not COMMIT_ID.fullmatch(commit):
+            raise RollbackError(
+                f"{commit!r} is not a commit ID (7 to 40 hexadecimal characters) nor a build ID "
+                f"(20250301T120000.123456Z-3f2a9c1b7d4e)"
+            )
         for build in builds:
             if commit_matches(build, commit):
                 return build

@@ -358,6 +358,11 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
         (dist / "index.html").write_text(good_index)
     if case == "empty build directory":
         return build, f"Build directory {dist} contains no files"
+    if case == "no build directory":
+        return {"frontend_publish_build": False}, (
+            "Set frontend_publish_app_dir to the app checkout (the pnpm workspace root) to build it, or "
+            "frontend_publish_build=false and frontend_publish_build_dir to publish a build directory as it is."
+        )
     if case == "no index.html":
         return build, f"Build directory {dist} has no index.html; refusing to publish an incomplete build"
     if case == "missing asset":
@@ -429,6 +434,7 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
     [
         "empty build directory",
         "no index.html",
+        "no build directory",
         "missing asset",
         "unknown bucket",
         "unknown distribution",

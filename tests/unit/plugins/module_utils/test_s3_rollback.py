@@ -106,6 +106,8 @@ def test_target_by_commit_abbreviation_and_by_build_id():
     assert select_target(remote, LOCATION, build_id=key).build_id == "20250301T100000.000000Z-aaa"
     with pytest.raises(RollbackError, match="too short"):
         select_target(remote, LOCATION, commit="111")
+    with pytest.raises(RollbackError, match=r"'ZZZZ not a commit' is not a commit ID \(7 to 40 hexadecimal"):
+        select_target(remote, LOCATION, commit="ZZZZ not a commit")
     with pytest.raises(
         RollbackError,
         match=r"No build of commit 3333333 is kept in s3://bucket/; the builds it keeps are 20250301T110000",
