@@ -1,6 +1,6 @@
 """The whole publish_frontend.yml against the app's script steps (aws s3 sync + aws s3 cp + invalidation).
 
-On the sample build, a generated 2,000-file build and a build shaped like the real app's (bench/real_shaped.py):
+On the sample build, a generated 2,000-file build and a build shaped like the real app's (tests/support/real_shaped.py):
 the first publish, a rebuild with identical content and a rebuild with one change, on one local AWS. The
 real-shaped build is published on loopback and again over an emulated link (30 ms round trip, 100 Mbit/s), as a
 real publish crosses the internet to S3. Prints uploads, invalidated paths, wall time and ratios.
@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import real_shaped
 from bench.__main__ import BIN, REPO, cli_publish, generate_build, run
 from tests.support import localaws
+from tests.support.real_shaped import build_size, generate
 
 SAMPLE = REPO / "tests" / "fixtures" / "sample-build"
 
@@ -93,12 +94,12 @@ def main(endpoint: str, env: dict, work: Path) -> list[str]:
         "| build and scenario | script: time, uploads, invalidated | playbook: time, uploads, invalidated | ratio |",
         "|---|---|---|---|",
     ]
-    files = real_shaped.generate(work / "real-shaped-probe")
-    size = real_shaped.build_size(work / "real-shaped-probe")
+    files = generate(work / "real-shaped-probe")
+    size = build_size(work / "real-shaped-probe")
     lines = ["### publish_frontend.yml vs the app's script steps (sync + cp + invalidation), on loopback", *header]
     lines += compare("sample", sample_build, endpoint, env, work)
     lines += compare("generated", generated_build, endpoint, env, work)
-    lines += compare("real-shaped", real_shaped.generate, endpoint, env, work)
+    lines += compare("real-shaped", generate, endpoint, env, work)
     with real_shaped.emulated_link(endpoint) as link:
         link_env = dict(env, **localaws.aws_environment(link))
         lines += [
@@ -107,7 +108,7 @@ def main(endpoint: str, env: dict, work: Path) -> list[str]:
             real_shaped.measure_link(link, "bench-link-probe"),
             *header,
         ]
-        lines += compare("real-shaped-link", real_shaped.generate, link, link_env, work)
+        lines += compare("real-shaped-link", generate, link, link_env, work)
     lines.append(
         f"The real-shaped build: {files['files']} files, {size / 2**20:.0f} MB ({files['hashed']} content-hashed under "
         f"assets/, {files['unhashed']} unhashed images, index.html); its one change is a shared component, which "

@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 
 from tests.support import localaws
-from tests.support.real_shaped import MB, body, build_size, generate
+from tests.support.real_shaped import MB, body
 
 REPO = Path(__file__).resolve().parents[1]
-
-__all__ = ["build_size", "emulated_link", "generate", "measure_link"]
 
 
 @contextlib.contextmanager

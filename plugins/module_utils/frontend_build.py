@@ -10,7 +10,6 @@ References are resolved the way a browser resolves them against the page (and a 
 
 from __future__ import annotations
 
-import os
 import typing as t
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -19,12 +18,11 @@ from urllib.parse import unquote, urljoin, urlsplit
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     INDEX_DOCUMENT,
     CacheRule,
+    LocalFile,
     PublishError,
-    cache_control_for,
     check_build_directory,
     compile_cache_rules,
-    content_type_for,
-    sha256_of_file,
+    describe_local_files,
 )
 
 # Only used to resolve references: whatever resolves to another origin is external.
@@ -220,34 +218,47 @@ def resolve_references(html: str, available: t.Container[str], base: str, where:
     return sorted(found.items())
 
 
+def report_of(src: str, count: int, files: t.Mapping[str, LocalFile], base: str) -> BuildReport:
+    """The report of a build of ``count`` files, of which ``files`` (by path) hold index.html and whatever it
+    references, described as s3_publish publishes them."""
+    index = files[INDEX_DOCUMENT]
+    with open(index.source, "rb") as stream:
+        html = stream.read().decode("utf-8", errors="replace")
+    referenced = [
+        ReferencedFile(
+            path=path,
+            url=url,
+            cache_control=files[path].cache_control,
+            content_type=files[path].content_type,
+            sha256=files[path].sha256,
+            size=files[path].size,
+        )
+        for path, url in resolve_references(html, files, base, src)
+    ]
+    summary = {
+        "path": INDEX_DOCUMENT,
+        "sha256": index.sha256,
+        "size": index.size,
+        "cache_control": index.cache_control,
+        "content_type": index.content_type,
+    }
+    return BuildReport(src=src, files=count, index=summary, referenced=referenced)
+
+
 def check_frontend_build(
     src: str,
     base: str = "/",
     cache_rules: t.Sequence[CacheRule] | None = None,
     content_types: t.Mapping[str, str] | None = None,
 ) -> BuildReport:
-    """The files index.html references, each known to be in the build, with the headers s3_publish gives them."""
+    """The files index.html references, each known to be in the build, with the headers s3_publish gives them.
+
+    Only index.html and the files it references are read and hashed."""
     rules = list(cache_rules) if cache_rules is not None else compile_cache_rules(None)
-    files = check_build_directory(src)
-    paths = dict(files)
+    listing = check_build_directory(src)
+    paths = dict(listing)
     with open(paths[INDEX_DOCUMENT], "rb") as stream:
         html = stream.read().decode("utf-8", errors="replace")
-    referenced = [
-        ReferencedFile(
-            path=path,
-            url=url,
-            cache_control=cache_control_for(path, rules),
-            content_type=content_type_for(path, content_types),
-            sha256=sha256_of_file(paths[path]),
-            size=os.path.getsize(paths[path]),
-        )
-        for path, url in resolve_references(html, paths, base, src)
-    ]
-    index = {
-        "path": INDEX_DOCUMENT,
-        "sha256": sha256_of_file(paths[INDEX_DOCUMENT]),
-        "size": os.path.getsize(paths[INDEX_DOCUMENT]),
-        "cache_control": cache_control_for(INDEX_DOCUMENT, rules),
-        "content_type": content_type_for(INDEX_DOCUMENT, content_types),
-    }
-    return BuildReport(src=src, files=len(files), index=index, referenced=referenced)
+    wanted = [INDEX_DOCUMENT] + [path for path, dummy in resolve_references(html, paths, base, src)]
+    described = describe_local_files([(path, paths[path]) for path in wanted], rules, content_types)
+    return report_of(src, len(listing), {item.path: item for item in described}, base)

@@ -377,21 +377,14 @@ class ObjectRecord:
     def describes(self, listed: ListedObject) -> bool:
         return self.size == listed.size and normalise_etag(self.etag) == normalise_etag(listed.etag)
 
-    def matches(self, local: LocalFile) -> bool:
+    def matches(self, other: LocalFile | ObjectRecord) -> bool:
+        """The same content and headers as a local file, or another record (the ETag may differ: a copy of an
+        object has its own)."""
         return (
-            self.sha256 == local.sha256
-            and self.size == local.size
-            and self.cache_control == local.cache_control
-            and self.content_type == local.content_type
-        )
-
-    def matches_record(self, other: ObjectRecord | None) -> bool:
-        """The same content and headers (the ETag may differ: a copy of an object has its own)."""
-        return other is not None and (self.sha256, self.size, self.cache_control, self.content_type) == (
-            other.sha256,
-            other.size,
-            other.cache_control,
-            other.content_type,
+            self.sha256 == other.sha256
+            and self.size == other.size
+            and self.cache_control == other.cache_control
+            and self.content_type == other.content_type
         )
 
 
@@ -448,7 +441,7 @@ class Manifest:
         return (
             self.source == other.source
             and self.objects.keys() == other.objects.keys()
-            and all(record.matches_record(other.objects[path]) for path, record in self.objects.items())
+            and all(record.matches(other.objects[path]) for path, record in self.objects.items())
         )
 
 

@@ -304,7 +304,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.frontend_build import BuildCheckError, check_frontend_build
+from ansible_collections.flora.deploy.plugins.module_utils.frontend_build import BuildCheckError, report_of
 from ansible_collections.flora.deploy.plugins.module_utils.module_exit import exit_json_without_final_collection
 from ansible_collections.flora.deploy.plugins.module_utils.s3_module import (
     DISTRIBUTION_SELECTORS,
@@ -360,7 +360,7 @@ def main():
         rules = compile_cache_rules(params["cache_rules"])
         content_types = normalise_content_type_overrides(params["content_types"])
         files = describe_local_files(check_build_directory(params["src"]), rules, content_types)
-        build = check_frontend_build(params["src"], params["base"], rules, content_types)
+        build = report_of(params["src"], len(files), {item.path: item for item in files}, params["base"])
     except BuildCheckError as e:
         module.fail_json(msg=str(e), missing=e.missing)
     except PublishError as e:

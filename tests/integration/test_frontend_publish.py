@@ -80,11 +80,11 @@ def site_variables(endpoint: str, distribution_id: str, **extra) -> dict:
     return variables
 
 
-def publish(run_playbook, tmp_path: Path, variables: dict, *args: str) -> tuple[dict, str]:
-    """Run the playbook; returns what the role registered and the output."""
+def publish(run_playbook, tmp_path: Path, variables: dict, *args: str, playbook: str = PUBLISH) -> tuple[dict, str]:
+    """Run the playbook (a target that saves what the role registered); returns that and the output."""
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
-    run = run_playbook(PUBLISH, variables, *args)
+    run = run_playbook(playbook, variables, *args)
     assert run.rc == 0, run
     return json.loads(result_file.read_text()), run.output
 

@@ -45,11 +45,7 @@ def etags(s3) -> dict[str, str]:
 
 
 def roll_back(run_playbook, tmp_path: Path, variables: dict, *args: str) -> tuple[dict, str]:
-    result_file = tmp_path / "result.json"
-    result_file.unlink(missing_ok=True)
-    run = run_playbook(ROLLBACK, variables, *args)
-    assert run.rc == 0, run
-    return json.loads(result_file.read_text()), run.output
+    return publish(run_playbook, tmp_path, variables, *args, playbook=ROLLBACK)
 
 
 def publish_two_builds(aws, run_playbook, tmp_path: Path) -> tuple[str, dict, dict[str, bytes], dict[str, bytes]]:
