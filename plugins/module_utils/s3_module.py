@@ -61,7 +61,13 @@ def check_write_options(module: t.Any) -> None:
 
 
 def s3_client(module: t.Any) -> t.Any:
-    return module.client("s3", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES))
+    """A client with a connection for each of the module's workers: botocore keeps 10 open by default, and a worker
+    without one opens a new connection for every request."""
+    return module.client(
+        "s3",
+        retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=RETRY_ERROR_CODES),
+        config={"max_pool_connections": module.params["workers"]},
+    )
 
 
 @contextlib.contextmanager
