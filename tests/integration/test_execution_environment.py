@@ -55,7 +55,7 @@ def test_ansible_builder_creates_the_build_context(tmp_path):
     pinned.pop(".")
     assert {c["name"]: c["version"] for c in galaxy[1:]} == pinned
     python = pins(context / "_build" / "requirements.txt")
-    assert python == {name: tested[name] for name in ("boto3", "botocore", "cryptography")}
+    assert python == {name: tested[name] for name in ("boto3", "botocore", "cryptography", "squawk-cli", "pglast")}
     bindep = (context / "_build" / "bindep.txt").read_text().splitlines()
     assert {"git [platform:dpkg]", "openssh-client [platform:dpkg]", "chromium [platform:dpkg]"} <= set(bindep)
 
