@@ -17,6 +17,7 @@ import pwd
 import shlex
 import typing as t
 
+from ansible_collections.flora.deploy.plugins.module_utils.database import record_backup
 from ansible_collections.flora.deploy.plugins.module_utils.deploy_lock import release_lock, take_lock, take_over_lock
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import write_atomically
 from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import link_target_name, read_text
@@ -45,6 +46,7 @@ LEDGER_OPTIONS = dict(
     deps_dir=dict(type="path"),
     owner=dict(type="str"),
     env_checksum=dict(type="str"),
+    backup=dict(type="dict"),
 )
 LOCK_OPTIONS = dict(
     current_link=dict(type="path"),
@@ -136,6 +138,8 @@ def update_ledger(module, params: dict) -> dict:
         ledger = record_release(ledger, params["commit"], params["status"], now, params["ref"], params["reason"])
     if params["env_checksum"] and writes:
         ledger["env_checksum"] = params["env_checksum"]
+    if params.get("backup") and writes:
+        ledger = record_backup(ledger, params["backup"])
 
     pruned, pruned_deps, prune_errors, set_aside_now = [], [], [], []
     if params["prune_keep"] is not None:
@@ -168,7 +172,10 @@ def update_ledger(module, params: dict) -> dict:
 
     content = render_ledger(ledger)
     # Reading alone never writes, not even an empty ledger.
-    changed = bool(((params["commit"] or params["env_checksum"]) and writes) or pruned) and content != text
+    changed = (
+        bool(((params["commit"] or params["env_checksum"] or params.get("backup")) and writes) or pruned)
+        and content != text
+    )
     if changed and not module.check_mode:
         owner = pwd.getpwnam(params["owner"]) if params["owner"] else None
         try:
@@ -181,6 +188,7 @@ def update_ledger(module, params: dict) -> dict:
         last_good=last_good(ledger, exclude=ledger.get("current")),
         releases=ledger["releases"],
         env_checksum=ledger.get("env_checksum"),
+        backups=ledger.get("backups", []),
         pruned=pruned,
         pruned_deps=pruned_deps,
     )

@@ -101,6 +101,14 @@ options:
       - Written like O(commit), not while another run holds O(lock).
     type: str
     version_added: 0.1.0
+  backup:
+    description:
+      - A database backup taken before a schema change (RV(flora.deploy.db_backup#module:backup), or an RDS
+        snapshot's C(snapshot), C(release), C(schema_of), C(migrations) and C(taken_at)), appended to the ledger's
+        C(backups). playbooks/restore_database.yml restores the one recorded for a release.
+      - Written like O(commit), not while another run holds O(lock).
+    type: dict
+    version_added: 0.1.0
   lock_release:
     description:
       - Release O(lock), held by O(lock_owner), once the ledger is written, instead of taking it; so the last step
@@ -188,6 +196,12 @@ env_checksum:
   description: The SHA-256 of the env file the running app was last reloaded with, as recorded; null when never recorded.
   returned: always
   type: str
+  version_added: 0.1.0
+backups:
+  description: The database backups the ledger records, oldest first.
+  returned: always
+  type: list
+  elements: dict
   version_added: 0.1.0
 pruned:
   description: Release directories pruned (set aside and being deleted in the background).

@@ -392,6 +392,9 @@ def test_a_migration_runs_before_the_switch_and_no_redeploy_touches_the_data(hos
     # What the app's own db:setup would have done on the same redeploy: migrate, then seed over the live rows.
     psql("UPDATE products SET stock = 7 WHERE name = 'Roses'", port)
     put_live(host, "main")
+    # The migration pending again, so that the migration step runs.
+    psql("ALTER TABLE products DROP COLUMN price", port)
+    psql("DELETE FROM _prisma_migrations WHERE migration_name = '20250301000000_price'", port)
     seeding = redeploy(host, "with-migration", "-e", "backend_release_migrate_command='pnpm --filter backend db:setup'")
     assert seeding.rc == 0, seeding
     assert psql("SELECT stock FROM products WHERE name = 'Roses'", port) == "100"

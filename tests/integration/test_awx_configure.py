@@ -38,6 +38,7 @@ def test_every_job_template_runs_a_playbook_with_a_survey_for_ref_and_environmen
         "playbooks/rollback_backend.yml",
         "playbooks/publish_frontend.yml",
         "playbooks/rollback_frontend.yml",
+        "playbooks/restore_database.yml",
         "playbooks/bootstrap_ec2.yml",
     }
     declared = declared_variables()
@@ -54,7 +55,13 @@ def test_every_job_template_runs_a_playbook_with_a_survey_for_ref_and_environmen
         environment = questions["flora_environment"]
         assert environment["choices"] == ["prod", "staging"] and environment["default"] == "prod"
         refs = [name for name in questions if name != "flora_environment"]
-        assert len(refs) == 1, template["name"]
+        if template["playbook"].endswith("restore_database.yml"):
+            # Nothing is restored without the database's name; the backup is the newest unless a release is named.
+            assert refs == ["database_restore_release", "database_restore_confirm"]
+            assert questions["database_restore_confirm"]["required"] is True
+            assert questions["database_restore_release"]["required"] is False
+        else:
+            assert len(refs) == 1, template["name"]
     for playbook, variable in (
         ("rollback_backend.yml", "backend_redeploy_rollback_to"),
         ("rollback_frontend.yml", "frontend_publish_rollback_to"),

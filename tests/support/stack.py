@@ -26,6 +26,8 @@ BUILD_IMAGE = REPO / "molecule" / "shared" / "build-image.sh"
 # The same tag build-image.sh computes: it follows the recipe's content.
 IMAGE = f"localhost/flora-testhost:bookworm-{hashlib.sha256(BUILD_IMAGE.read_bytes()).hexdigest()[:12]}"
 SSH_PORT = 2222
+# The bucket the redeploy backs the database up to before a migration.
+BACKUP_BUCKET = "flora-db-backups-test"
 
 
 def podman_env() -> dict:
@@ -106,6 +108,9 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
         commits = hostside.fixture_repository(git_base, grow)
         endpoint = stack.enter_context(localaws.moto_server(work / "moto.log"))
         localaws.seed_flora_parameters(endpoint)
+        localaws.boto3_client("s3", endpoint).create_bucket(
+            Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": localaws.REGION}
+        )
         pg_port = stack.enter_context(
             hostside.postgres(
                 "flora_db",
@@ -129,6 +134,7 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
                 "app_env_db_host": "127.0.0.1",
                 "app_env_db_port": pg_port,
                 "app_env_site_url": "https://flora.example",
+                "backend_redeploy_backup_bucket": BACKUP_BUCKET,
                 # The test database starts empty, as a first bootstrap's does.
                 "ec2_bootstrap_seed": True,
                 "nodejs_install_method": "binary",

@@ -125,3 +125,16 @@ def test_a_lock_taken_by_this_call_is_released_when_the_ledger_cannot_be_read(tm
     taken = update_ledger(Host(), options(path=str(ledger), lock=str(lock), lock_owner="me:1:2"))
     assert taken["lock_holder"] == ""
     assert (lock / "owner").read_text().strip() == "me:1:2"
+
+
+def test_a_backup_is_appended_to_the_ledgers_backups_and_reading_alone_writes_nothing(tmp_path):
+    path = tmp_path / "releases.json"
+    first = {"key": "db-backups/flora_db/a-1.dump", "release": NEW, "schema_of": OLD}
+    second = {"key": "db-backups/flora_db/b-2.dump", "release": STALE, "schema_of": NEW}
+
+    assert update_ledger(Host(), options(path=str(path), backup=first))["changed"]
+    result = update_ledger(Host(), options(path=str(path), backup=second))
+
+    assert result["changed"] and result["backups"] == [first, second]
+    assert json.loads(path.read_text())["backups"] == [first, second]
+    assert not update_ledger(Host(), options(path=str(path)))["changed"]
