@@ -4,6 +4,7 @@ A local AWS (moto server) with the Flora parameters, a bucket and a distribution
 (podman) that reaches PostgreSQL, the fixture app's git repository and a stand-in CloudWatch agent package over
 loopback; a local stand-in for the CloudFront distribution (nginx: /api/* to the backend, the rest from the
 bucket). Then, as a user runs them: bootstrap the host, redeploy a new commit, redeploy again (the no-op),
+redeploy a commit with a migration (checked and backed up first), restore the database from that backup,
 publish a frontend build (invalidating what changed and loading the site in headless Chromium), publish again
 (nothing to do). Prints the site URL, the health URL, the release ledger and timings.
 """
@@ -55,6 +56,17 @@ def main() -> int:
             redeploy = stack.playbook_command(local, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v2")
             step("Redeploy a new commit (v2)", redeploy, env, timings)
             step("Redeploy v2 again: nothing to do", redeploy, env, timings)
+            migrate = stack.playbook_command(local, "redeploy_backend.yml", "-e", "backend_redeploy_ref=with-migration")
+            step("Redeploy a commit with a migration: checked, backed up to S3, then applied", migrate, env, timings)
+            restore = stack.playbook_command(
+                local,
+                "restore_database.yml",
+                "-e",
+                f"database_restore_release={local['commits']['with-migration']}",
+                "-e",
+                "database_restore_confirm=flora_db",
+            )
+            step("Restore the database from that backup, and v2 with it", restore, env, timings)
             site = {
                 "frontend_publish_build": False,
                 "frontend_publish_build_dir": str(REPO / "tests" / "fixtures" / "sample-build"),
@@ -88,6 +100,11 @@ def main() -> int:
                 print(
                     f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref', '-'):<5}  "
                     f"deployed {release.get('deployed_at', '-')}"
+                )
+            for backup in ledger.get("backups", []):
+                print(
+                    f"  backup s3://{backup['bucket']}/{backup['key']} ({backup['encryption']}), taken before "
+                    f"{', '.join(backup['migrations'])} with {backup['schema_of'][:12]} live"
                 )
             print("Timings:")
             for title, elapsed in timings:
