@@ -51,6 +51,8 @@ DEFAULT_EXCLUDED_RULES: tuple[str, ...] = (
     "require-lock-timeout",
     "require-statement-timeout",
     "require-enum-value-ordering",
+    # Dropping NOT NULL keeps every row and takes a brief lock; the release still serving writes the column.
+    "ban-drop-not-null",
 )
 
 RULE_TRUNCATE = "truncate-table"
@@ -59,9 +61,9 @@ RULE_UPDATE = "update-without-where"
 RULE_SYNTAX = "syntax-error"
 OWN_RULES: dict[str, str] = {
     RULE_TRUNCATE: "TRUNCATE removes every row of the table, under an ACCESS EXCLUSIVE lock.",
-    RULE_DELETE: "DELETE without WHERE removes every row of the table.",
-    RULE_UPDATE: "UPDATE without WHERE rewrites every row of the table and blocks writes to each until the "
-    "migration commits.",
+    RULE_DELETE: "DELETE without a WHERE that depends on the row removes every row of the table.",
+    RULE_UPDATE: "UPDATE without a WHERE that depends on the row rewrites every row of the table and blocks "
+    "writes to each until the migration commits.",
 }
 
 STATEMENT_DISPLAY_CHARS = 200
@@ -193,6 +195,12 @@ def _walk(node: t.Any) -> t.Iterator[t.Any]:
             yield from _walk(getattr(node, member))
 
 
+def applies_to_every_row(where: t.Any) -> bool:
+    """Whether a WHERE clause lets every row through or none: absent, or naming no column (WHERE true,
+    WHERE 1 = 1, WHERE EXISTS (SELECT 1 FROM other)), so it does not depend on the row."""
+    return where is None or not any(isinstance(node, pg_ast.ColumnRef) for node in _walk(where))
+
+
 def own_rule_violations(tree: t.Any) -> list[str]:
     """The collection's rules that a parsed statement breaks, each once; nested statements (a DELETE in a WITH,
     a rule's action) count."""
@@ -200,9 +208,9 @@ def own_rule_violations(tree: t.Any) -> list[str]:
     for node in _walk(tree):
         if isinstance(node, pg_ast.TruncateStmt):
             rules.append(RULE_TRUNCATE)
-        elif isinstance(node, pg_ast.DeleteStmt) and node.whereClause is None:
+        elif isinstance(node, pg_ast.DeleteStmt) and applies_to_every_row(node.whereClause):
             rules.append(RULE_DELETE)
-        elif isinstance(node, pg_ast.UpdateStmt) and node.whereClause is None:
+        elif isinstance(node, pg_ast.UpdateStmt) and applies_to_every_row(node.whereClause):
             rules.append(RULE_UPDATE)
     return list(dict.fromkeys(rules))
 
@@ -354,7 +362,7 @@ def squawk_finding(migration: Migration, statements: t.Sequence[Statement], entr
     if rule == RULE_SYNTAX:
         message = f"squawk cannot parse the statement ({message}), so it was not checked."
     elif entry.get("help"):
-        message = f"{message} {str(entry['help']).strip()}"
+        message = f"{message.rstrip('.')}. {str(entry['help']).strip()}"
     return Finding(
         migration=migration.name,
         path=migration.path,
@@ -384,8 +392,9 @@ def lint_migrations(
     """
     if not HAS_PGLAST:
         raise MigrationLintError("The pglast Python package is required to check migrations.")
-    excluded = list(dict.fromkeys(excluded_rules))
     included = list(dict.fromkeys(included_rules))
+    # A rule asked for is checked, even one the default list excludes.
+    excluded = [rule for rule in dict.fromkeys(excluded_rules) if rule not in included]
     if RULE_SYNTAX in excluded:
         raise MigrationLintError(
             f"The {RULE_SYNTAX} rule cannot be excluded: a migration PostgreSQL cannot parse is not checked at all. "
@@ -451,12 +460,14 @@ def ordered_findings(findings: t.Iterable[Finding]) -> list[Finding]:
     return list(unique.values())
 
 
+def finding_line(finding: Finding) -> str:
+    return f"{finding.path}:{finding.line}: {finding.statement} [{finding.rule}] {finding.message}"
+
+
 def refusal_message(refused: t.Sequence[Finding], hint: str = DEFAULT_ALLOW_HINT) -> str:
     """The failure message: one line per refused finding, then ``hint`` (how to allow them)."""
     lines = [f"{len(refused)} finding(s) in the pending migrations were refused:"]
-    lines.extend(
-        f"{finding.path}:{finding.line}: {finding.statement} [{finding.rule}] {finding.message}" for finding in refused
-    )
+    lines.extend(finding_line(finding) for finding in refused)
     if hint:
         lines.append(hint)
     return "\n".join(lines)

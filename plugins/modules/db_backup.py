@@ -72,11 +72,14 @@ options:
       - The variable of O(env_file) holding the database URL.
     type: str
     default: DATABASE_URL
+requirements:
+  - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (amazon.aws's general
+    minimum, 1.34, does not apply to the S3 calls made here)
+  - C(pg_dump) on the host (Debian's C(postgresql-client), which playbooks/bootstrap_ec2.yml installs)
 extends_documentation_fragment:
   - flora.deploy.attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
-  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -147,6 +150,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.database_host import 
     database_connection,
     dump_to_s3,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import check_sdk
 
 
 def main():
@@ -164,6 +168,7 @@ def main():
         supports_check_mode=True,
         check_boto3=False,
     )
+    check_sdk(module)
     params = module.params
     connection = database_connection(module)
     taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -56,11 +56,14 @@ options:
       - The variable of O(env_file) holding the database URL.
     type: str
     default: DATABASE_URL
+requirements:
+  - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (amazon.aws's general
+    minimum, 1.34, does not apply to the S3 calls made here)
+  - C(pg_restore) and C(psql) on the host (Debian's C(postgresql-client), which playbooks/bootstrap_ec2.yml installs)
 extends_documentation_fragment:
   - flora.deploy.attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
-  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -104,6 +107,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.database_host import 
 )
 from ansible_collections.flora.deploy.plugins.module_utils.ledger_access import read_text
 from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import LedgerError, parse_ledger
+from ansible_collections.flora.deploy.plugins.module_utils.ssm_env_file import check_sdk
 
 
 def main():
@@ -119,6 +123,7 @@ def main():
         supports_check_mode=True,
         check_boto3=False,
     )
+    check_sdk(module)
     params = module.params
     try:
         ledger = parse_ledger(read_text(params["ledger"]))

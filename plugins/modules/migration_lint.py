@@ -14,12 +14,14 @@ description:
     table the live app uses.
   - Two linters look at the migrations. L(squawk,https://squawkhq.com/) runs once over all of them. The
     collection adds its own rules for what squawk does not flag, read from PostgreSQL's own parse tree (pglast),
-    V(truncate-table) for C(TRUNCATE), V(delete-without-where) for a C(DELETE) without C(WHERE) and
-    V(update-without-where) for an C(UPDATE) without C(WHERE); they destroy or rewrite every row.
+    V(truncate-table) for C(TRUNCATE), V(delete-without-where) for a C(DELETE) and V(update-without-where) for an
+    C(UPDATE) without a C(WHERE) that depends on the row (none, or one that names no column, such as
+    C(WHERE true) or C(WHERE 1 = 1)); they destroy or rewrite every row. Statements inside functions and C(DO)
+    blocks are not checked.
   - A migration PostgreSQL cannot parse is a V(syntax-error) finding; it was not checked at all.
   - Each finding names the migration, the file, the line, the statement and the rule. Findings of the migrations in
-    O(allowed_migrations), or all of them with O(allow_destructive), are returned in RV(allowed) and do not fail
-    the task.
+    O(allowed_migrations), or all of them with O(allow_destructive), are returned in RV(allowed) and as warnings,
+    and do not fail the task.
 author:
   - Flora platform team (@flora-marketplace)
 requirements:
@@ -54,8 +56,8 @@ options:
       - Rules not to report, of squawk or of this collection (V(truncate-table), V(delete-without-where),
         V(update-without-where)).
       - The default leaves out squawk's rules about style and the ones every Prisma migration trips, none of which
-        destroys data or locks a table. Setting this option replaces the default list; to extend it, repeat its
-        names.
+        destroys data or locks a table, and V(ban-drop-not-null) (dropping NOT NULL keeps every row). Setting this
+        option replaces the default list; O(extra_excluded_rules) adds to it instead.
       - V(syntax-error) cannot be excluded; allow the migration by name instead.
       - An unknown squawk rule name fails the task.
     type: list
@@ -71,10 +73,18 @@ options:
       - require-lock-timeout
       - require-statement-timeout
       - require-enum-value-ordering
+      - ban-drop-not-null
+  extra_excluded_rules:
+    description:
+      - Rules not to report, besides O(excluded_rules).
+    type: list
+    elements: str
+    default: []
   included_rules:
     description:
-      - squawk rules that are off unless asked for, to report as well (for example V(ban-add-column)). A rule in
-        both O(excluded_rules) and O(included_rules) is excluded.
+      - squawk rules that are off unless asked for, to report as well (for example V(ban-add-column)), or rules
+        the default O(excluded_rules) leaves out, to check again. A rule here is checked even when
+        O(excluded_rules) or O(extra_excluded_rules) names it.
     type: list
     elements: str
     default: []
@@ -247,6 +257,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.migration_lint import
     HAS_PGLAST,
     PGLAST_IMPORT_ERROR,
     MigrationLintError,
+    finding_line,
     lint_migrations,
     migrations_from_params,
     refusal_message,
@@ -266,6 +277,7 @@ def main() -> None:
             },
         },
         "excluded_rules": {"type": "list", "elements": "str", "default": list(DEFAULT_EXCLUDED_RULES)},
+        "extra_excluded_rules": {"type": "list", "elements": "str", "default": []},
         "included_rules": {"type": "list", "elements": "str", "default": []},
         "allow_destructive": {"type": "bool", "default": False},
         "allowed_migrations": {"type": "list", "elements": "str", "default": []},
@@ -281,7 +293,7 @@ def main() -> None:
     try:
         report = lint_migrations(
             migrations_from_params(params["migrations"]),
-            excluded_rules=params["excluded_rules"],
+            excluded_rules=params["excluded_rules"] + params["extra_excluded_rules"],
             included_rules=params["included_rules"],
             allow_destructive=params["allow_destructive"],
             allowed_migrations=params["allowed_migrations"],
@@ -293,6 +305,8 @@ def main() -> None:
         module.fail_json(msg=str(e))
     if report.refused:
         module.fail_json(msg=refusal_message(report.refused, params["hint"]), changed=False, **report.to_result())
+    for finding in report.allowed:
+        module.warn(f"Allowed: {finding_line(finding)}")
     module.exit_json(changed=False, **report.to_result())
 
 

@@ -15,11 +15,14 @@ description:
   - The database is the app's own C(DATABASE_URL), read from the env file the app reads. It reaches C(psql) through
     libpq's environment (C(PGHOST), C(PGPASSWORD)...), never on a command line, and never appears in the result.
   - A database where no migration ever ran (no C(_prisma_migrations) table) has every migration pending.
-  - Needs C(git) and C(psql) (Debian's C(postgresql-client)) on the host.
-  - It only reads, in check mode too. A check run of a redeploy has not fetched a new commit into the cache; for a
-    commit the cache does not hold, RV(known) is false and RV(pending) empty.
+  - It only reads, with one exception in check mode. A check run of a redeploy resolves the ref without fetching
+    it, so a new commit may not be in the cache yet; with O(repo_url), it is fetched into the cache then (the
+    cache alone, nothing the app runs), so that the check can say which migrations would run. Without
+    O(repo_url), or when the remote does not have it, RV(known) is false and RV(pending) empty.
 author:
   - Flora platform team (@flora-marketplace)
+requirements:
+  - C(git) and C(psql) on the host (Debian's C(postgresql-client), which playbooks/bootstrap_ec2.yml installs)
 options:
   repo:
     description:
@@ -31,6 +34,10 @@ options:
       - The commit whose migrations are compared with the database.
     type: str
     required: true
+  repo_url:
+    description:
+      - The repository O(repo) caches, to fetch O(commit) from in check mode when the cache does not hold it.
+    type: str
   migrations_dir:
     description:
       - The directory of the migrations in the repository.
@@ -127,6 +134,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.database_host import 
     database_connection,
     psql,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.git_cache import REFSPECS
 
 
 def git(module, *args: str) -> str:
@@ -136,11 +144,16 @@ def git(module, *args: str) -> str:
     return out
 
 
+def has_commit(module, commit: str) -> bool:
+    return module.run_command(["git", "-C", module.params["repo"], "cat-file", "-e", f"{commit}^{{commit}}"])[0] == 0
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             repo=dict(type="path", required=True),
             commit=dict(type="str", required=True),
+            repo_url=dict(type="str"),
             migrations_dir=dict(type="str", default="apps/backend/prisma/migrations"),
             **DB_ENV_ARGUMENT_SPEC,
         ),
@@ -148,11 +161,11 @@ def main():
     )
     params = module.params
     commit, migrations_dir = params["commit"], params["migrations_dir"].strip("/")
-    if (
-        module.check_mode
-        and module.run_command(["git", "-C", params["repo"], "cat-file", "-e", f"{commit}^{{commit}}"])[0]
-    ):
-        module.exit_json(changed=False, known=False, pending=[], pending_names=[], applied=0, failed=[])
+    if module.check_mode and not has_commit(module, commit):
+        if params["repo_url"]:
+            git(module, "fetch", "--quiet", "--", params["repo_url"], *REFSPECS)
+        if not has_commit(module, commit):
+            module.exit_json(changed=False, known=False, pending=[], pending_names=[], applied=0, failed=[])
     listing = git(module, "ls-tree", "-r", "--name-only", commit, "--", migrations_dir)
     files = migration_files(listing.splitlines(), migrations_dir)
 

@@ -111,7 +111,12 @@ def main() -> int:
                 print(f"  {elapsed:6.1f} s  {title}")
             print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
             if os.environ.get("FLORA_DEMO_KEEP"):
-                print(f"\nThe host {HOST} and its services keep running until Ctrl-C.")
+                print(f"\nThe host {HOST} and its services keep running until Ctrl-C. To run the playbooks on it:")
+                print(
+                    f"  ANSIBLE_CONFIG={REPO}/ansible.cfg .venv/bin/ansible-playbook -i {local['inventory']}/hosts.yml \\"
+                )
+                print("    playbooks/redeploy_backend.yml -e backend_redeploy_ref=<branch of the app> --check")
+                print(f"  (the app's repository, to push branches to: {local['origin']})")
                 try:
                     while True:
                         time.sleep(3600)

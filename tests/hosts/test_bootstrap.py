@@ -41,7 +41,7 @@ def test_bootstrap_converges_idempotently_and_verifies(host_services):
     host_services["idempotent_release"] = live_release()
 
 
-def test_app_comes_back_after_a_reboot_without_ansible(host_services):
+def test_app_comes_back_after_a_reboot_without_ansible(bootstrapped_host):
     before = host_exec("readlink", "/home/ubuntu/Flora/current")
     subprocess.run(["podman", "restart", "--time", "30", HOST], env=stack.podman_env(), check=True, capture_output=True)
     assert wait_for_health() == 200
@@ -53,14 +53,14 @@ def test_app_comes_back_after_a_reboot_without_ansible(host_services):
     assert host_exec("readlink", "/home/ubuntu/Flora/current") == before
 
 
-def test_missing_ssm_parameter_fails_naming_it_and_leaves_the_app_alone(host_services):
-    ssm = localaws.boto3_client("ssm", host_services["endpoint"])
+def test_missing_ssm_parameter_fails_naming_it_and_leaves_the_app_alone(bootstrapped_host):
+    ssm = localaws.boto3_client("ssm", bootstrapped_host["endpoint"])
     name = "/flora/prod/stripe_webhook_secret"
     secret = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
     env_before = host_exec("sha256sum", "/home/ubuntu/Flora/shared/backend.env")
     ssm.delete_parameter(Name=name)
     try:
-        result = molecule(host_services, SCENARIO, "converge")
+        result = molecule(bootstrapped_host, SCENARIO, "converge")
     finally:
         ssm.put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
     assert result.returncode != 0
@@ -70,28 +70,28 @@ def test_missing_ssm_parameter_fails_naming_it_and_leaves_the_app_alone(host_ser
     assert wait_for_health(timeout=5) == 200
 
 
-def test_a_parameter_the_backend_never_reads_is_not_required(host_services):
+def test_a_parameter_the_backend_never_reads_is_not_required(bootstrapped_host):
     """jwt_secret is written when present, but nothing in the running backend reads JWT_SECRET."""
-    ssm = localaws.boto3_client("ssm", host_services["endpoint"])
+    ssm = localaws.boto3_client("ssm", bootstrapped_host["endpoint"])
     name = "/flora/prod/jwt_secret"
     secret = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
     ssm.delete_parameter(Name=name)
     try:
-        result = molecule(host_services, SCENARIO, "converge")
+        result = molecule(bootstrapped_host, SCENARIO, "converge")
         env_without = host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
     finally:
         ssm.put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "JWT_SECRET=" not in env_without and "STRIPE_WEBHOOK_SECRET=" in env_without
     # Back with the parameter: the next converge writes it again.
-    again = molecule(host_services, SCENARIO, "converge")
+    again = molecule(bootstrapped_host, SCENARIO, "converge")
     assert again.returncode == 0, again.stdout[-4000:]
     assert "JWT_SECRET=" in host_exec("cat", "/home/ubuntu/Flora/shared/backend.env")
 
 
-def test_unsupported_os_fails_first(host_services):
+def test_unsupported_os_fails_first(bootstrapped_host):
     result = molecule(
-        host_services,
+        bootstrapped_host,
         SCENARIO,
         "converge",
         "-e",

@@ -74,6 +74,12 @@ def deploy(site: dict, *extra: str) -> subprocess.CompletedProcess:
     return result
 
 
+def converged(site: dict) -> None:
+    """The state a test starts from: the site and the backend at the checkout's commit (a deploy that may find
+    nothing to do), so that the test runs alone as in the suite."""
+    deploy(site)
+
+
 def push(site: dict, message: str, path: str, pattern: str, replacement: str) -> str:
     checkout = site["checkout"]
     target = checkout / path
@@ -109,6 +115,7 @@ def test_a_site_never_published_gets_the_frontend_and_the_backend_is_left_alone(
 
 
 def test_a_second_run_plans_nothing_and_changes_nothing(site):
+    converged(site)
     result = deploy(site)
     assert plan_line(result.stdout) == "nothing to deploy"
     assert recap(result.stdout, "localhost")["changed"] == 0
@@ -116,6 +123,7 @@ def test_a_second_run_plans_nothing_and_changes_nothing(site):
 
 
 def test_a_frontend_change_publishes_the_frontend_only(site):
+    converged(site)
     live, manifests_before = ledger_current(), manifest_keys(site)
     target = push(site, "New shop title", "apps/frontend/src/App.jsx", r"\bFlora\b", "Flora Marketplace")
 
@@ -133,6 +141,7 @@ def test_a_frontend_change_publishes_the_frontend_only(site):
 
 
 def test_a_backend_change_redeploys_the_backend_only(site):
+    converged(site)
     manifests_before = manifest_keys(site)
     target = push(
         site,
@@ -150,6 +159,7 @@ def test_a_backend_change_redeploys_the_backend_only(site):
 
 
 def test_a_secret_change_alone_plans_a_backend_refresh(site):
+    converged(site)
     ssm = localaws.boto3_client("ssm", site["stack"]["endpoint"])
     name = f"{localaws.FLORA_PREFIX}/gmail_password"
     before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
@@ -167,6 +177,7 @@ def test_through_ansible_runner_no_secret_reaches_the_job_events_or_artifacts(si
     """deploy.yml as AWX runs it: ansible-runner with a private data directory, the AWS credential injected as
     environment variables, extra variables from env/extravars, at -vvv with --diff, while a rotated secret
     makes the backend re-render its env file."""
+    converged(site)
     services = site["stack"]
     private = tmp_path / "runner"
     (private / "env").mkdir(parents=True)

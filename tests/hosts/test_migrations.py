@@ -123,11 +123,12 @@ def test_an_allowed_destructive_migration_runs_after_an_encrypted_backup_recorde
 def test_check_mode_reports_the_migrations_that_would_run_and_the_backup(host):
     main = put_live(host, "main")
     name = f"20260103000000_add_{uuid.uuid4().hex[:8]}"
-    branch, _commit = new_branch(
+    branch, commit = new_branch(
         host, "main", migration(name, "ALTER TABLE products ADD COLUMN IF NOT EXISTS gift_note text;\n"), "Add"
     )
-    # A real run fetches the commit (and is refused: its lock is wanted elsewhere); check mode reads the cache.
-    host_exec("su", "-", "ubuntu", "-c", f"git -C {ROOT}/repo.git fetch -q origin {branch}:{branch}")
+    # A new commit: the check fetches it into the host's repository cache to read its migrations.
+    in_cache = f"git -C {ROOT}/repo.git cat-file -e {commit} 2>/dev/null && echo yes || echo no"
+    assert host_exec("su", "ubuntu", "-c", in_cache) == "no"
     objects, recorded = backups(host["endpoint"]), ledger()
 
     run = redeploy(host, branch, "--check")
@@ -140,7 +141,7 @@ def test_check_mode_reports_the_migrations_that_would_run_and_the_backup(host):
     )
     assert not run.ran("Back up the database to S3 before its schema changes")
     assert backups(host["endpoint"]) == objects and ledger() == recorded and live_commit() == main
-    assert applied(host["pg_port"], name) == "0"
+    assert applied(host["pg_port"], name) == "0" and host_exec("su", "ubuntu", "-c", in_cache) == "yes"
 
 
 def test_a_migration_the_database_applied_already_takes_no_backup_and_no_migration_step(host):

@@ -148,9 +148,9 @@ def test_the_collections_own_rules_say_every_row_is_affected():
     messages = {f.rule: f.message for f in report.refused}
     assert messages == {
         "truncate-table": "TRUNCATE removes every row of the table, under an ACCESS EXCLUSIVE lock.",
-        "delete-without-where": "DELETE without WHERE removes every row of the table.",
-        "update-without-where": "UPDATE without WHERE rewrites every row of the table and blocks writes to each "
-        "until the migration commits.",
+        "delete-without-where": "DELETE without a WHERE that depends on the row removes every row of the table.",
+        "update-without-where": "UPDATE without a WHERE that depends on the row rewrites every row of the table "
+        "and blocks writes to each until the migration commits.",
     }
 
 
@@ -171,6 +171,32 @@ def test_a_delete_inside_a_with_is_found():
             "delete-without-where",
             'WITH gone AS (DELETE FROM "CartItem" RETURNING *) SELECT count(*) FROM gone',
         )
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        'DELETE FROM "CartItem" WHERE true;',
+        'UPDATE "Product" SET "price" = 0 WHERE 1 = 1;',
+        "DELETE FROM \"CartItem\" WHERE 'x' = 'x' AND NOT false;",
+        'DELETE FROM "CartItem" WHERE EXISTS (SELECT 1 FROM "Order");',
+    ],
+)
+def test_a_where_that_names_no_column_counts_as_none(statement):
+    report = lint_migrations([prisma_migration("everything", statement)])
+
+    assert [(f.line, f.rule) for f in report.refused] == [
+        (5, "update-without-where" if statement.startswith("UPDATE") else "delete-without-where")
+    ]
+
+
+def test_dropping_not_null_keeps_every_row_and_passes_by_default():
+    dropped = prisma_migration("optional", 'ALTER TABLE "Product" ALTER COLUMN "note" DROP NOT NULL;')
+
+    assert lint_migrations([dropped]).refused == []
+    assert [f.rule for f in lint_migrations([dropped], excluded_rules=[]).refused if f.line == 5] == [
+        "ban-drop-not-null"
     ]
 
 
@@ -365,7 +391,7 @@ def test_allowed_migrations_allow_only_their_own_findings():
             "line": 1,
             "statement": 'DELETE FROM "CartItem"',
             "rule": "delete-without-where",
-            "message": "DELETE without WHERE removes every row of the table.",
+            "message": "DELETE without a WHERE that depends on the row removes every row of the table.",
             "linter": "flora.deploy",
         }
     ]
@@ -389,6 +415,14 @@ def test_included_rules_report_squawks_opt_in_rules():
     assert lint_migrations(pending).refused == []
     report = lint_migrations(pending, included_rules=["ban-add-column"])
     assert [(f.line, f.rule, f.linter) for f in report.refused] == [(1, "ban-add-column", "squawk")]
+
+
+def test_an_included_rule_is_checked_though_the_default_list_excludes_it():
+    dropped = prisma_migration("optional", 'ALTER TABLE "Product" ALTER COLUMN "note" DROP NOT NULL;')
+
+    report = lint_migrations([dropped], included_rules=["ban-drop-not-null"])
+
+    assert [(f.line, f.rule) for f in report.refused] == [(5, "ban-drop-not-null")]
 
 
 def test_the_postgresql_version_reaches_squawk():
@@ -426,7 +460,7 @@ def test_the_refusal_message_names_file_line_statement_rule_and_how_to_allow():
     assert message.splitlines() == [
         "2 finding(s) in the pending migrations were refused:",
         f'{drop}: DROP TABLE "Stock" [ban-drop-table] Dropping a table may break existing clients.',
-        f'{delete}: DELETE FROM "CartItem" [delete-without-where] DELETE without WHERE removes every row of the table.',
+        f'{delete}: DELETE FROM "CartItem" [delete-without-where] DELETE without a WHERE that depends on the row removes every row of the table.',
         hint,
     ]
 
