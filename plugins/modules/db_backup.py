@@ -56,28 +56,13 @@ options:
     description:
       - The KMS key with O(encryption=aws:kms); the bucket's default key when omitted.
     type: str
-  env_file:
-    description:
-      - The env file the app reads, holding O(url_variable).
-    type: path
-    required: true
-  env_reader:
-    description:
-      - The parser the app reads O(env_file) with.
-    type: str
-    choices: [dotenv, python-dotenv]
-    default: dotenv
-  url_variable:
-    description:
-      - The variable of O(env_file) holding the database URL.
-    type: str
-    default: DATABASE_URL
 requirements:
   - boto3 >= 1.26.0 and botocore >= 1.29.0 on the host, as Debian 12's C(python3-boto3) provides (amazon.aws's general
     minimum, 1.34, does not apply to the S3 calls made here)
   - C(pg_dump) on the host (Debian's C(postgresql-client), which playbooks/bootstrap_ec2.yml installs)
 extends_documentation_fragment:
   - flora.deploy.attributes
+  - flora.deploy.database
   - amazon.aws.common.modules
   - amazon.aws.region.modules
 attributes:

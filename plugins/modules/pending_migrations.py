@@ -43,24 +43,9 @@ options:
       - The directory of the migrations in the repository.
     type: str
     default: apps/backend/prisma/migrations
-  env_file:
-    description:
-      - The env file the app reads, holding O(url_variable).
-    type: path
-    required: true
-  env_reader:
-    description:
-      - The parser the app reads O(env_file) with, as M(flora.deploy.ssm_env)'s O(flora.deploy.ssm_env#module:reader).
-    type: str
-    choices: [dotenv, python-dotenv]
-    default: dotenv
-  url_variable:
-    description:
-      - The variable of O(env_file) holding the database URL.
-    type: str
-    default: DATABASE_URL
 extends_documentation_fragment:
   - flora.deploy.attributes
+  - flora.deploy.database
 attributes:
   check_mode:
     support: full
