@@ -81,13 +81,22 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def applied_query(schema: str) -> str:
     return APPLIED_QUERY.format(table=f"{quote_identifier(schema)}._prisma_migrations")
 
 
 def migrations_table_query(schema: str) -> str:
     """A query printing t when Prisma's table exists (a database no migration ran on has none)."""
-    return f"SELECT to_regclass('{quote_identifier(schema)}._prisma_migrations') IS NOT NULL"
+    return f"SELECT to_regclass({quote_literal(quote_identifier(schema) + '._prisma_migrations')}) IS NOT NULL"
+
+
+def tables_query(schema: str) -> str:
+    """A query printing the name of each table of ``schema``, one a line."""
+    return f"SELECT tablename FROM pg_tables WHERE schemaname = {quote_literal(schema)}"
 
 
 @dataclass(frozen=True)

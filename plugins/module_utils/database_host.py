@@ -18,17 +18,18 @@ try:
 except ImportError:
     pass  # caught by AnsibleAWSModule
 
-# Parts of a streamed dump in memory at once (8 MiB each): little beside the app on a 1 GiB host.
-UPLOAD_CONCURRENCY = 4
-
 from ansible_collections.flora.deploy.plugins.module_utils.database import (
     Connection,
     DatabaseError,
     connection_from_url,
     restore_script,
     tables_in_listing,
+    tables_query,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import EnvFileError, parse_env_text
+
+# Parts of a streamed dump in memory at once (8 MiB each): little beside the app on a 1 GiB host.
+UPLOAD_CONCURRENCY = 4
 
 DB_ENV_ARGUMENT_SPEC = {
     "env_file": {"type": "path", "required": True},
@@ -138,7 +139,7 @@ def restore_from_s3(module: t.Any, connection: Connection, backup: t.Mapping[str
     current = psql(
         module,
         connection,
-        f"SELECT tablename FROM pg_tables WHERE schemaname = '{connection.schema}'",
+        tables_query(connection.schema),
         f"Cannot list the tables of {connection.database}",
     ).split()
     extra = sorted(set(current) - tables_in_listing(listing, connection.schema))

@@ -10,11 +10,13 @@ from ansible_collections.flora.deploy.plugins.module_utils.database import (
     connection_from_url,
     find_backup,
     migration_files,
+    migrations_table_query,
     parse_applied,
     pending_migrations,
     record_backup,
     restore_script,
     tables_in_listing,
+    tables_query,
 )
 
 
@@ -96,3 +98,9 @@ def test_a_restore_drops_the_tables_created_after_the_backup_then_runs_pg_restor
         'DROP TABLE IF EXISTS "public"."reviews" CASCADE;\n'
         "SET x = 1;\n"
     )
+
+
+def test_a_schema_name_is_quoted_as_an_identifier_and_as_a_literal():
+    assert migrations_table_query("public") == "SELECT to_regclass('\"public\"._prisma_migrations') IS NOT NULL"
+    assert migrations_table_query("it's") == "SELECT to_regclass('\"it''s\"._prisma_migrations') IS NOT NULL"
+    assert tables_query("it's") == "SELECT tablename FROM pg_tables WHERE schemaname = 'it''s'"
