@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from pathlib import Path
 
 from tests.integration.test_frontend_publish import (
@@ -26,7 +27,7 @@ from tests.integration.test_frontend_publish import (
     site_objects,
     site_variables,
 )
-from tests.support import localaws, real_shaped
+from tests.support import cdn, localaws, real_shaped
 
 ROLLBACK = "frontend_publish/rollback.yml"
 COMMIT_ONE = "1" * 40
@@ -188,35 +189,72 @@ def test_copies_are_kept_while_a_kept_build_needs_them(aws, run_playbook, tmp_pa
         assert stored() == ({indexes[number - 1]} if number else set())
 
 
+def loaded_in_the_browser(result: dict, index_html: bytes) -> set[str]:
+    """The paths the page loaded through the site, after checking that the browser check ran on the index.html
+    given and met no failure."""
+    smoke = result["site_smoke"]
+    assert smoke["skipped"] is False and smoke["failures"] == [], smoke
+    (page,) = smoke["pages"]
+    assert page["document_sha256"] == hashlib.sha256(index_html).hexdigest()
+    assert all(request.get("status") == 200 for request in page["requests"]), page["requests"]
+    return {urllib.parse.urlsplit(request["url"]).path for request in page["requests"]}
+
+
 def test_a_build_shaped_like_the_real_apps_publishes_by_content_and_rolls_back(aws, run_playbook, tmp_path):
     # 55 files, 51 MB: a Vite chunk graph where one shared component's change renames 12 chunks, and 21 unhashed
-    # images of up to 6 MB (tests/support/real_shaped.py).
+    # images of up to 6 MB (tests/support/real_shaped.py). The site is the private bucket behind the CDN stand-in,
+    # and every step ends with the page loaded in the browser through it.
     distribution_id = create_private_site(aws)
     s3 = localaws.boto3_client("s3", aws)
     dist = tmp_path / "dist"
-    variables = site_variables(aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist))
-    real_shaped.generate(dist, version=0)
-    first_index = (dist / "index.html").read_bytes()
-    first, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}})
-    assert (first["publish"]["uploaded"], first["publish"]["changed_keys"][-1]) == (55, "index.html")
+    with cdn.health_backend() as backend, cdn.local_cdn(aws, BUCKET, backend=backend) as site:
+        through_site = {"frontend_publish_site_url": site, "frontend_publish_site_smoke_required": True}
+        variables = site_variables(
+            aws, distribution_id, frontend_publish_build=False, frontend_publish_build_dir=str(dist), **through_site
+        )
+        real_shaped.generate(dist, version=0)
+        first_index = (dist / "index.html").read_bytes()
+        first, output = publish(
+            run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}}
+        )
+        assert (first["publish"]["uploaded"], first["publish"]["changed_keys"][-1]) == (55, "index.html")
+        first_loaded = loaded_in_the_browser(first, first_index)
+        # The page loaded index.html's references and, through the entry chunk's imports, the shared component.
+        product_card = shared_component_path(dist)
+        assert {*(f"/{path}" for path in referenced(first_index)), product_card, "/api/health"} <= first_loaded
 
-    # Built again: every file new on disk, nothing uploaded, nothing invalidated.
-    real_shaped.generate(dist, version=0)
-    again, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}})
-    assert again["publish"]["uploaded"] == 0 and changed_count(output) == 0
+        # Built again: every file new on disk, nothing uploaded, nothing invalidated.
+        real_shaped.generate(dist, version=0)
+        again, output = publish(
+            run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_ONE}}
+        )
+        assert again["publish"]["uploaded"] == 0 and changed_count(output) == 0
+        assert loaded_in_the_browser(again, first_index) == first_loaded
 
-    # One component changed: the 12 renamed chunks, then index.html; only / and /index.html invalidated.
-    real_shaped.generate(dist, version=1)
-    change, output = publish(run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_TWO}})
-    keys = change["publish"]["changed_keys"]
-    assert len(keys) == 13 and keys[-1] == "index.html"
-    assert all(key.startswith("assets/") and key.endswith(".js") for key in keys[:-1])
-    assert change["invalidation"]["paths"] == ["/", "/index.html"]
+        # One component changed: the 12 renamed chunks, then index.html; only / and /index.html invalidated.
+        real_shaped.generate(dist, version=1)
+        second_index = (dist / "index.html").read_bytes()
+        change, output = publish(
+            run_playbook, tmp_path, {**variables, "frontend_publish_source": {"commit": COMMIT_TWO}}
+        )
+        keys = change["publish"]["changed_keys"]
+        assert len(keys) == 13 and keys[-1] == "index.html"
+        assert all(key.startswith("assets/") and key.endswith(".js") for key in keys[:-1])
+        assert change["invalidation"]["paths"] == ["/", "/index.html"]
+        second_loaded = loaded_in_the_browser(change, second_index)
+        assert shared_component_path(dist) in second_loaded and product_card not in second_loaded
 
-    # Back to the first build: the first build's chunks are still there under their own names, so only
-    # index.html is put back.
-    rolled, output = roll_back(run_playbook, tmp_path, site_variables(aws, distribution_id))
-    assert rolled["publish"]["changed_keys"] == ["index.html"]
-    assert body(s3, "index.html") == first_index
-    assert all(item["ok"] for item in rolled["verify"]["checked"])
-    assert latest_manifest(s3)["source"]["commit"] == COMMIT_ONE
+        # Back to the first build: the first build's chunks are still there under their own names, so only
+        # index.html is put back, and the browser loads the first build's chunks again.
+        rolled, output = roll_back(run_playbook, tmp_path, site_variables(aws, distribution_id, **through_site))
+        assert rolled["publish"]["changed_keys"] == ["index.html"]
+        assert body(s3, "index.html") == first_index
+        assert all(item["ok"] for item in rolled["verify"]["checked"])
+        assert latest_manifest(s3)["source"]["commit"] == COMMIT_ONE
+        assert loaded_in_the_browser(rolled, first_index) == first_loaded
+
+
+def shared_component_path(dist: Path) -> str:
+    """The URL path of the shared component's chunk in the build in dist."""
+    (chunk,) = (dist / "assets").glob(f"{real_shaped.CHANGED}-*.js")
+    return f"/{chunk.relative_to(dist)}"

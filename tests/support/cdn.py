@@ -99,6 +99,37 @@ def signing_origin(endpoint: str, bucket: str) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class HealthBackendHandler(BaseHTTPRequestHandler):
+    """/api/health answers 200, as the app's health route does; anything else 404."""
+
+    def do_GET(self) -> None:
+        found = urllib.parse.urlsplit(self.path).path == "/api/health"
+        body = b'{"status":"ok"}' if found else b'{"error":"not found"}'
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+@contextmanager
+def health_backend() -> Iterator[str]:
+    """A backend that has only the health route, for a site whose build calls no other API; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), HealthBackendHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="health-backend", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 def nginx_config(work: Path, port: int, origin: str, backend: str, spa_fallback: bool) -> str:
     """origin: where nginx reads the bucket's keys (the signing origin)."""
     fallback = "      proxy_intercept_errors on;\n      error_page 403 404 = /index.html;\n" if spa_fallback else ""
