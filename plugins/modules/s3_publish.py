@@ -130,6 +130,33 @@ options:
         C(.avif), C(.ico), C(.woff), C(.woff2), C(.ttf), C(.otf) and C(.wasm).
       - Other extensions are looked up with Python's C(mimetypes); unknown ones get C(application/octet-stream).
     type: dict
+  secret_parameters_path:
+    description:
+      - A Parameter Store path, for example V(/flora/prod). Before anything is written, every SecureString
+        parameter under it (recursively, decrypted) is looked for in the text files of the build (by Content-Type,
+        scripts, styles, HTML, JSON, source maps, SVG, manifests), as written and as a JSON or JavaScript string
+        escapes it. A build that holds one fails the module, naming the parameter and the files (RV(secrets_found)),
+        never the value.
+      - Values shorter than 8 characters are not looked for. A caller that may not read the path by path
+        (C(ssm:GetParametersByPath), denied to a deployer with least privilege) scans only O(secret_env_files);
+        RV(secret_scan.parameters_readable) says so.
+    type: str
+  secret_env_files:
+    description:
+      - Env files (for example the backend's C(apps/backend/.env) in the app checkout the build was made in) whose
+        secret values must not be in the build, scanned as O(secret_parameters_path). Only keys matching
+        O(secret_env_keys) count; a missing file is skipped.
+    type: list
+    elements: path
+    default: []
+  secret_env_keys:
+    description:
+      - A Python regular expression (C(re.search)) for the keys of O(secret_env_files) whose values are secrets.
+      - The default matches C(SECRET), C(PASS), C(TOKEN), C(PRIVATE), C(CREDENTIAL), C(API_KEY) and
+        C(DATABASE_URL) in any case, so C(JWT_SECRET), C(SMTP_PASS) and C(DATABASE_URL) count and
+        C(STRIPE_PUBLISHABLE_KEY) and C(AUTH0_DOMAIN) do not.
+    type: str
+    default: (?i)(SECRET|PASS|TOKEN|PRIVATE|CREDENTIAL|API_KEY|DATABASE_URL)
 notes:
   - The module runs where the build is, usually the controller; use C(delegate_to=localhost) or a C(localhost) play.
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject), C(s3:DeleteObject), and
@@ -138,6 +165,8 @@ notes:
     with V(/) for the default root object); without it, pass them to M(flora.deploy.cloudfront_invalidation).
   - With a distribution, C(cloudfront:GetDistribution), C(cloudfront:ListInvalidations),
     C(cloudfront:GetInvalidation) and C(cloudfront:CreateInvalidation) on it are used as well.
+  - With O(secret_parameters_path), C(ssm:GetParametersByPath) on it (and C(kms:Decrypt) with the parameters' key),
+    when the caller may; without it the scan reads no parameter.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -292,6 +321,27 @@ verify:
       returns it); empty in check mode.
   returned: success
   type: dict
+secret_scan:
+  description: What was scanned for secrets before anything was written.
+  returned: success
+  type: dict
+  contains:
+    secrets:
+      description: How many secret values were looked for (SecureString parameters and env file values).
+      type: int
+    files:
+      description: How many text files of the build were scanned.
+      type: int
+    parameters_readable:
+      description: Whether the parameters under O(secret_parameters_path) could be read (true without the option).
+      type: bool
+  sample: {"secrets": 9, "files": 34, "parameters_readable": true}
+secrets_found:
+  description: The secrets the build holds, each with the files it is in; never the values.
+  returned: failure, when the build holds a secret
+  type: list
+  elements: dict
+  sample: [{"secret": "SecureString parameter /flora/prod/stripe_secret_key", "files": ["assets/index-AbCd1234.js"]}]
 missing:
   description: The referenced paths the build does not have.
   returned: failure, when C(index.html) references files the build does not have
@@ -331,6 +381,11 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     plan_result,
     read_remote_state,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.secret_scan import (
+    SECRET_SCAN_ARGUMENT_SPEC,
+    check_build_for_secrets,
+    start_reading_secure_parameters,
+)
 
 
 def main():
@@ -346,6 +401,7 @@ def main():
         **BUILD_FILE_RULES_ARGUMENT_SPEC,
         **OBJECT_WRITE_ARGUMENT_SPEC,
         **SITE_ARGUMENT_SPEC,
+        **SECRET_SCAN_ARGUMENT_SPEC,
     }
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=[DISTRIBUTION_SELECTORS]
@@ -366,10 +422,12 @@ def main():
     except PublishError as e:
         module.fail_json(msg=str(e))
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         client = s3_client(module)
-        # The distribution is read while the bucket is; the invalidation is made while the bucket is read back.
+        # The distribution and the secrets are read while the bucket is; the invalidation is made while the bucket
+        # is read back.
         pending = start_reading_distribution(module, pool)
+        secrets = start_reading_secure_parameters(module, pool)
         with reading(module, bucket, location):
             remote = read_remote_state(client, bucket, prefix, files, keep_previous, workers)
             plan = plan_publish(
@@ -382,7 +440,9 @@ def main():
                 source=params["source"],
             )
         distribution = read_distribution(module, pending)
+        secret_scan = check_build_for_secrets(module, files, secrets)
         result = plan_result(plan)
+        result["secret_scan"] = secret_scan
         result["build"] = build.to_result()
         if module._diff:
             result["diff"] = plan_diff(plan, remote, bucket)

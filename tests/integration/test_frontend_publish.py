@@ -654,3 +654,52 @@ def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(
     present = set(site_objects(s3))
     assert set(current) <= present
     assert set(previous) <= present  # the previous build is kept
+
+
+def test_a_build_that_holds_a_secret_is_not_published(aws, run_playbook, tmp_path):
+    # A SecureString of the environment, JSON-escaped inside a chunk as Vite inlines a define, and a secret of the
+    # backend's env file in a public file: each is named with its file, its value is in no output, and nothing is
+    # written. The same build without them publishes, scanned.
+    distribution_id = create_private_site(aws)
+    seeded = localaws.seed_flora_parameters(aws)
+    secret_name = f"{localaws.FLORA_PREFIX}/stripe_secret_key"
+    backend_env = tmp_path / "backend.env"
+    jwt_secret = "jwt-secret-from-the-backend-env"
+    backend_env.write_text(f"NODE_ENV=production\nJWT_SECRET={jwt_secret}\nSTRIPE_PUBLISHABLE_KEY=pk_test_public\n")
+    dist = tmp_path / "dist"
+    write_generated_build(dist, "s1", chunks=3)
+    chunk = next((dist / "assets").glob("chunk1-*.js"))
+    clean_chunk = chunk.read_bytes()
+    chunk.write_bytes(clean_chunk + b"const key = " + json.dumps(seeded[secret_name]).encode() + b";")
+    about = dist / "about.txt"
+    about.write_text(f"Flora build s1 {jwt_secret}")
+    # A public value that is also in the backend's env file is not a secret.
+    (dist / "public.txt").write_text("pk_test_public production")
+    variables = site_variables(
+        aws,
+        distribution_id,
+        frontend_publish_build=False,
+        frontend_publish_build_dir=str(dist),
+        frontend_publish_secret_scan_env_files=[str(backend_env)],
+    )
+    s3 = localaws.boto3_client("s3", aws)
+
+    run = run_playbook(PUBLISH, variables, "-vvv", "--diff")
+    assert run.rc == 2, run
+    assert (
+        f"The build holds secrets and was not published: the value of JWT_SECRET in {backend_env} is in about.txt; "
+        f"the value of SecureString parameter {secret_name} is in {chunk.relative_to(dist)}. Nothing was written."
+    ) in run.output
+    for value in (*localaws.FLORA_SECURE_PARAMETERS.values(), jwt_secret):
+        assert value not in run.output and json.dumps(value)[1:-1] not in run.output
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+    assert invalidations(aws, distribution_id) == []
+
+    chunk.write_bytes(clean_chunk)
+    about.write_text("Flora build s1")
+    published, _output = publish(run_playbook, tmp_path, variables)
+    scan = published["publish"]["secret_scan"]
+    secure_count = len(localaws.FLORA_SECURE_PARAMETERS)
+    # The SecureStrings and JWT_SECRET; every text file (the chunks, index.html and the two .txt files).
+    assert scan == {"secrets": secure_count + 1, "files": 6, "parameters_readable": True}
+    assert published["publish"]["uploaded"] == 6
