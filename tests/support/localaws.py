@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tests.support.hostside import stop_process
 
+REPO = Path(__file__).resolve().parents[2]
 REGION = "ap-southeast-2"
 FLORA_PREFIX = "/flora/prod"
 
@@ -80,10 +81,14 @@ def wait_until_serving(endpoint_url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def start_server(port: int, log_path: str | os.PathLike | None = None) -> subprocess.Popen:
+def start_server(port: int, log_path: str | os.PathLike | None = None, authorizing: bool = False) -> subprocess.Popen:
+    """The moto server; with authorizing, tests.support.iam_server's, which authorizes requests per resource once
+    tests.support.identities.enforcing says so."""
+    server = "tests.support.iam_server" if authorizing else "moto.server"
     with open(log_path or os.devnull, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", server, "-H", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,9 +102,9 @@ def start_server(port: int, log_path: str | os.PathLike | None = None) -> subpro
 
 
 @contextmanager
-def moto_server(log_path: str | os.PathLike | None = None) -> Iterator[str]:
+def moto_server(log_path: str | os.PathLike | None = None, authorizing: bool = False) -> Iterator[str]:
     port = free_port()
-    proc = start_server(port, log_path)
+    proc = start_server(port, log_path, authorizing)
     endpoint = f"http://127.0.0.1:{port}"
     SERVER_PIDS[endpoint] = proc.pid
     try:
