@@ -406,7 +406,7 @@ def run_flow(flow: str, dev: dict, tmp_path: Path) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize(
-    ("policy", "sid", "flow", "failure"), STATEMENTS, ids=[f"{policy}-{sid}" for policy, sid, _, _ in STATEMENTS]
+    ("policy", "sid", "flow", "failure"), STATEMENTS, ids=[f"{case[0]}-{case[1]}" for case in STATEMENTS]
 )
 def test_without_a_statement_the_flow_that_needs_it_fails(dev, tmp_path, policy, sid, flow, failure):
     identities.without_statement(dev["endpoint"], policy, sid)
