@@ -2,7 +2,8 @@
 identities those policies are for, on a moto server that authorizes every request against the caller's IAM
 policies, per resource (tests/support/iam_server.py): the backend's env render as the instance role, the frontend
 publish and the target group moves as the deployer, the inventory as the inventory source. Each statement is
-shown to be needed: without it, the flow that needs it fails naming the permission."""
+shown to be needed: without it, the flow that needs it fails, naming the permission (this collection's modules
+also name the statement to add)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.flora.deploy.plugins.module_utils.access_denied import DEPLOYER_STATEMENTS, ENV_FILE_STATEMENTS
 from tests.integration.conftest import REPO, playbook_environment
 from tests.integration.test_dotenv_roundtrip import read_with_npm_dotenv
 from tests.integration.test_frontend_publish import (
@@ -231,6 +234,14 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_
         {"Sid": "DescribeInstances", "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": ["*"]}
     ]
 
+    # The statements the modules name when AWS refuses them are these policies' statements for those actions.
+    documents = {"backend-instance": instance, "deployer": deployer}
+    for action, (policy, sid) in {**DEPLOYER_STATEMENTS, **ENV_FILE_STATEMENTS}.items():
+        if sid == "FindDistribution":
+            continue
+        named = next(statement for statement in documents[policy]["Statement"] if statement["Sid"] == sid)
+        assert action in named["Action"], (action, sid)
+
 
 def test_optional_statements_follow_the_settings(iam_aws, iam_run_playbook, tmp_path):
     resources = create_resources(iam_aws)
@@ -261,6 +272,9 @@ def test_optional_statements_follow_the_settings(iam_aws, iam_run_playbook, tmp_
     deployer = json.loads((dest / f"{DEPLOYER_POLICY}.json").read_text())
     ids = identities.statement_ids(deployer)
     assert "FindDistribution" in ids and "SnapshotDatabase" in ids
+    find = next(statement for statement in deployer["Statement"] if statement["Sid"] == "FindDistribution")
+    assert DEPLOYER_STATEMENTS["cloudfront:ListDistributions"] == ("deployer", "FindDistribution")
+    assert find["Action"] == ["cloudfront:ListDistributions"]
     assert "MoveTargets" not in ids and "DescribeTargetGroups" not in ids
     snapshot = next(statement for statement in deployer["Statement"] if statement["Sid"] == "SnapshotDatabase")
     assert snapshot["Action"] == ["rds:AddTagsToResource", "rds:CreateDBSnapshot", "rds:DescribeDBSnapshots"]
@@ -287,12 +301,11 @@ def test_a_dev_instance_cannot_read_the_prod_parameters(dev, tmp_path):
     with enforcing(dev["endpoint"]):
         result = render_backend_env(dev, dev["as"].instance, environment="prod")
     assert result.rc == 2, result
-    message = one_line(result.output)
-    assert "Access denied reading parameters under /flora/prod" in message
     assert (
-        f"is not authorized to perform: ssm:GetParametersByPath on resource: "
-        f"arn:aws:ssm:{localaws.REGION}:{identities.ACCOUNT}:parameter/flora/prod"
-    ) in message
+        f"Access denied reading parameters under /flora/prod: {dev['as'].instance.arn} may not "
+        f"ssm:GetParametersByPath on arn:aws:ssm:{localaws.REGION}:{identities.ACCOUNT}:parameter/flora/prod: add the "
+        "statement ReadEnvironmentParameters (flora.deploy.iam_policies, the backend-instance policy) to its policy"
+    ) in one_line(result.output)
     assert not (tmp_path / "backend.env").exists()
     for value in localaws.FLORA_SECURE_PARAMETERS.values():
         assert value not in result.output
@@ -363,25 +376,47 @@ def test_the_inventory_reads_the_instances_as_the_inventory_source(dev, tmp_path
 # Every statement is needed
 
 
-def denied(action: str) -> str:
-    return f"is not authorized to perform: {action}"
+@dataclass(frozen=True)
+class Fix:
+    """What this collection's modules say when AWS refuses them: the identity (an attribute of Identities) may
+    not do the action, and the statement of the policy to add."""
+
+    identity: str
+    action: str
+    policy: str
+
+    def fragments(self, dev: dict, sid: str) -> list[str]:
+        arn = getattr(dev["as"], self.identity).arn
+        return [
+            f"{arn} may not {self.action} on ",
+            f"add the statement {sid} (flora.deploy.iam_policies, the {self.policy} policy) to its policy",
+        ]
 
 
-# Policy, statement, the flow that needs it, and what the failure says. A HEAD request's 403 has no body, and
-# DeleteObjects reports each key it may not delete with AccessDenied alone, as S3 does; community.aws.elb_target
-# drops AWS's error when a deregistration fails.
+def denied(action: str) -> list[str]:
+    """AWS's own words, where the module that fails is not this collection's."""
+    return [f"is not authorized to perform: {action}"]
+
+
+# Policy, statement, the flow that needs it, and what the failure says. community.aws.elb_target drops AWS's error
+# when a deregistration fails.
 STATEMENTS = [
-    (INSTANCE_POLICY, "ReadEnvironmentParameters", "backend_env", denied("ssm:GetParametersByPath")),
-    (DEPLOYER_POLICY, "ListFrontendBucket", "publish", denied("s3:ListBucket")),
-    (DEPLOYER_POLICY, "ReadFrontendObjects", "publish", "when calling the HeadObject operation: Forbidden"),
-    (DEPLOYER_POLICY, "WriteFrontendObjects", "publish", denied("s3:PutObject")),
-    (DEPLOYER_POLICY, "DeleteOldFrontendBuilds", "publish_two_builds", "Could not delete 4 object(s)"),
-    (DEPLOYER_POLICY, "ReadDistribution", "publish", denied("cloudfront:GetDistribution")),
-    (DEPLOYER_POLICY, "CreateInvalidations", "publish", denied("cloudfront:CreateInvalidation")),
-    (DEPLOYER_POLICY, "ReadFrontendBuildParameters", "build_env", denied("ssm:GetParameters")),
+    (
+        INSTANCE_POLICY,
+        "ReadEnvironmentParameters",
+        "backend_env",
+        Fix("instance", "ssm:GetParametersByPath", "backend-instance"),
+    ),
+    (DEPLOYER_POLICY, "ListFrontendBucket", "publish", Fix("deployer", "s3:ListBucket", "deployer")),
+    (DEPLOYER_POLICY, "ReadFrontendObjects", "publish", Fix("deployer", "s3:GetObject", "deployer")),
+    (DEPLOYER_POLICY, "WriteFrontendObjects", "publish", Fix("deployer", "s3:PutObject", "deployer")),
+    (DEPLOYER_POLICY, "DeleteOldFrontendBuilds", "publish_two_builds", Fix("deployer", "s3:DeleteObject", "deployer")),
+    (DEPLOYER_POLICY, "ReadDistribution", "publish", Fix("deployer", "cloudfront:GetDistribution", "deployer")),
+    (DEPLOYER_POLICY, "CreateInvalidations", "publish", Fix("deployer", "cloudfront:CreateInvalidation", "deployer")),
+    (DEPLOYER_POLICY, "ReadFrontendBuildParameters", "build_env", Fix("deployer", "ssm:GetParameters", "deployer")),
     (DEPLOYER_POLICY, "DescribeInstances", "deployer_inventory", denied("ec2:DescribeInstances")),
     (DEPLOYER_POLICY, "DescribeTargetGroups", "target_group", denied("elasticloadbalancing:DescribeTargetGroups")),
-    (DEPLOYER_POLICY, "MoveTargets", "target_group", "Unable to deregister target"),
+    (DEPLOYER_POLICY, "MoveTargets", "target_group", ["Unable to deregister target"]),
     (INVENTORY_POLICY, "DescribeInstances", "inventory", denied("ec2:DescribeInstances")),
 ]
 
@@ -413,4 +448,5 @@ def test_without_a_statement_the_flow_that_needs_it_fails(dev, tmp_path, policy,
     with enforcing(dev["endpoint"]):
         succeeded, output = run_flow(flow, dev, tmp_path)
     assert not succeeded, output
-    assert failure in one_line(output), output
+    for fragment in failure.fragments(dev, sid) if isinstance(failure, Fix) else failure:
+        assert fragment in one_line(output), output
