@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("start", help="start the moto server in the background")
     start.add_argument("--port", type=int, default=5000)
     start.add_argument("--state-dir", default=".cache/localaws")
+    start.add_argument(
+        "--authorizing",
+        action="store_true",
+        help="tests.support.iam_server's server, which authorizes each request once /moto-api/reset-auth gets 0",
+    )
     stop = sub.add_parser("stop", help="stop a server started with 'start'")
     stop.add_argument("--state-dir", default=".cache/localaws")
     seed = sub.add_parser("seed", help="seed the Flora parameters, a bucket and a distribution")
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         pidfile = state / "moto.pid"
         if pidfile.exists():
             _stop(pidfile)
-        proc = start_server(args.port, state / "moto.log")
+        proc = start_server(args.port, state / "moto.log", args.authorizing)
         pidfile.write_text(str(proc.pid))
         print(f"http://127.0.0.1:{args.port}")
     elif args.command == "stop":
