@@ -177,12 +177,18 @@ def one_line(text: str) -> str:
 def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_aws, iam_run_playbook, tmp_path):
     resources = create_resources(iam_aws)
     dest = tmp_path / "policies"
+    iam = localaws.boto3_client("iam", iam_aws)
+    checked = create_policies(iam_run_playbook, resources, "--check", iam_policies_dest=str(dest))
+    assert "changed=0" not in checked.output
+    assert iam.list_policies(Scope="Local")["Policies"] == []
+    assert iam.list_roles()["Roles"] == []
+    assert not dest.exists()
+
     first = create_policies(iam_run_playbook, resources, iam_policies_dest=str(dest))
     again = create_policies(iam_run_playbook, resources, iam_policies_dest=str(dest))
-    assert "changed=0" in again.output, again
     assert "changed=0" not in first.output
+    assert "changed=0" in again.output, again
 
-    iam = localaws.boto3_client("iam", iam_aws)
     created = {policy["PolicyName"] for policy in iam.list_policies(Scope="Local")["Policies"]}
     assert created == {INSTANCE_POLICY, DEPLOYER_POLICY, INVENTORY_POLICY}
     profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_ROLE)["InstanceProfile"]
