@@ -84,7 +84,7 @@ def create_policies(run, resources: dict, *args: str, **extra):
     return result
 
 
-class Identities:
+class DevIdentities:
     """The three identities of the dev environment, made once the policies exist."""
 
     def __init__(self, endpoint: str):
@@ -97,7 +97,7 @@ class Identities:
 def dev(iam_aws, iam_run_playbook):
     resources = create_resources(iam_aws)
     create_policies(iam_run_playbook, resources)
-    return {"endpoint": iam_aws, "run": iam_run_playbook, "resources": resources, "as": Identities(iam_aws)}
+    return {"endpoint": iam_aws, "run": iam_run_playbook, "resources": resources, "as": DevIdentities(iam_aws)}
 
 
 def render_backend_env(dev: dict, identity: identities.Identity, environment: str = ENVIRONMENT):
@@ -384,7 +384,7 @@ def test_the_inventory_reads_the_instances_as_the_inventory_source(dev, tmp_path
 
 @dataclass(frozen=True)
 class Fix:
-    """What this collection's modules say when AWS refuses them: the identity (an attribute of Identities) may
+    """What this collection's modules say when AWS refuses them: the identity (an attribute of DevIdentities) may
     not do the action, and the statement of the policy to add."""
 
     identity: str

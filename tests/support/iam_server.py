@@ -115,7 +115,7 @@ def authorize_elbv2(self: ELBV2Response, resource: str = "*") -> None:
 
 
 def check_action_permitted(self: IAMRequestBase, resource: str) -> None:
-    self.denied_resource = resource
+    self.requested_resource = resource
     original_check_action_permitted(self, resource)
 
 
@@ -129,7 +129,7 @@ def create_aws_request(self: IAMRequestBase):
 
 
 def raise_access_denied(self: IAMRequest) -> None:
-    resource = getattr(self, "denied_resource", "*")
+    resource = getattr(self, "requested_resource", "*")
     if self._service == "ssm":
         raise JsonRESTError("AccessDeniedException", denial_message(self._access_key.arn, self._action, resource))
     if self._service == "cloudfront":
@@ -139,7 +139,7 @@ def raise_access_denied(self: IAMRequest) -> None:
 
 
 def raise_s3_access_denied(self: S3IAMRequest) -> None:
-    message = denial_message(self._access_key.arn, self._action, getattr(self, "denied_resource", "*"), quote='"')
+    message = denial_message(self._access_key.arn, self._action, getattr(self, "requested_resource", "*"), quote='"')
     error = BucketAccessDeniedError(self._data["BucketName"]) if "BucketName" in self._data else S3AccessDeniedError()
     error.message = message
     raise error
