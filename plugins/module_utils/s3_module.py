@@ -20,8 +20,16 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.flora.deploy.plugins.module_utils import cloudfront_invalidation as cloudfront
+from ansible_collections.flora.deploy.plugins.module_utils.access_denied import (
+    DEPLOYER_STATEMENTS,
+    Denial,
+    caller_arn,
+    denial_message,
+    explain,
+)
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     RETRY_ERROR_CODES,
+    DeleteDenied,
     PublishError,
     PublishPlan,
     execute_plan,
@@ -70,6 +78,17 @@ def s3_client(module: t.Any) -> t.Any:
     )
 
 
+def objects_arn(location: str) -> str:
+    """The ARN of the objects under an s3://bucket/prefix location."""
+    return "arn:aws:s3:::" + location.removeprefix("s3://") + "*"
+
+
+def with_denial(module: t.Any, error: t.Any, message: str, resource: str) -> str:
+    """message, followed by what the caller may not do and the statement that allows it when AWS refused it."""
+    explained = denial_message(module, error, resource, DEPLOYER_STATEMENTS)
+    return f"{message}: {explained}" if explained else message
+
+
 @contextlib.contextmanager
 def reading(module: t.Any, bucket: str, location: str) -> t.Iterator[None]:
     """Fail the module with a message naming the bucket or location when reading them fails."""
@@ -78,7 +97,7 @@ def reading(module: t.Any, bucket: str, location: str) -> t.Iterator[None]:
     except is_boto3_error_code("NoSuchBucket") as e:
         module.fail_json_aws(e, msg=f"Bucket {bucket} does not exist")
     except is_boto3_error_code(["AccessDenied", "403"]) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Access denied reading {location}")
+        module.fail_json_aws(e, msg=with_denial(module, e, f"Access denied reading {location}", objects_arn(location)))
     except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
         module.fail_json_aws(e, msg=f"Failed to read {location}")
     except PublishError as e:
@@ -94,7 +113,12 @@ def carry_out(module: t.Any, client: t.Any, plan: PublishPlan, failure: str) -> 
     try:
         execute_plan(client, params["bucket"], plan, extra, params["workers"])
     except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=failure)
+        module.fail_json_aws(
+            e, msg=with_denial(module, e, failure, objects_arn(f"s3://{params['bucket']}/{plan.prefix}"))
+        )
+    except DeleteDenied as e:
+        denial = Denial("s3:DeleteObject", f"arn:aws:s3:::{e.bucket}/{e.key}")
+        module.fail_json(msg=f"{e}: {explain(denial, DEPLOYER_STATEMENTS, caller_arn(module))}")
     except PublishError as e:
         module.fail_json(msg=str(e))
 
@@ -137,7 +161,8 @@ def read_distribution(module: t.Any, pending: PendingDistribution | None) -> Dis
     except is_boto3_error_code("NoSuchDistribution"):
         module.fail_json(msg=f"CloudFront distribution {pending.selected} does not exist; nothing was written")
     except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Failed to read CloudFront distribution {pending.selected}; nothing was written")
+        failure = f"Failed to read CloudFront distribution {pending.selected}; nothing was written"
+        module.fail_json_aws(e, msg=with_denial(module, e, failure, f"CloudFront distribution {pending.selected}"))
     return Distribution(pending.client, distribution_id, described)
 
 
@@ -178,8 +203,9 @@ def invalidate(module: t.Any, distribution: Distribution | None, plan: PublishPl
     except cloudfront.InvalidationError as e:
         module.fail_json(msg=str(e), **e.details)
     except (BotoCoreError, ClientError) as e:
+        failure = f"Failed to invalidate paths on CloudFront distribution {distribution.distribution_id}"
         module.fail_json_aws(
-            e, msg=f"Failed to invalidate paths on CloudFront distribution {distribution.distribution_id}"
+            e, msg=with_denial(module, e, failure, f"CloudFront distribution {distribution.distribution_id}")
         )
     return {**result.as_module_result(), "distribution": distribution.described}
 

@@ -121,6 +121,15 @@ class PublishError(Exception):
     """A publish that cannot go ahead; the message is meant for the user."""
 
 
+class DeleteDenied(PublishError):
+    """DeleteObjects refused a key with AccessDenied: the caller may not s3:DeleteObject it."""
+
+    def __init__(self, message: str, bucket: str, key: str):
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+
+
 class BuildDirectoryError(PublishError):
     """The directory to publish is not a build we are willing to publish."""
 
@@ -947,9 +956,13 @@ def delete_keys(client: t.Any, bucket: str, keys: t.Sequence[str]) -> None:
         errors = response.get("Errors") or []
         if errors:
             first = errors[0]
-            raise PublishError(
-                f"Could not delete {len(errors)} object(s), first {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+            message = (
+                f"Could not delete {len(errors)} object(s), first {first.get('Key')}: "
+                f"{first.get('Code')} {first.get('Message')}"
             )
+            if first.get("Code") == "AccessDenied":
+                raise DeleteDenied(message, bucket, first.get("Key"))
+            raise PublishError(message)
 
 
 def execute_plan(client: t.Any, bucket: str, plan: PublishPlan, extra: t.Mapping[str, str], workers: int) -> None:

@@ -23,6 +23,7 @@ from ansible.module_utils.common.warnings import warn
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3, gather_sdk_versions
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.flora.deploy.plugins.module_utils.access_denied import ENV_FILE_STATEMENTS, denial_message
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import (
     READERS,
     EnvFileError,
@@ -135,8 +136,9 @@ def fetch_parameters(module, client, options: dict) -> tuple[list, int]:
         try:
             found, path_calls = fetch_parameters_by_path(client, path, options["recursive"])
         except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "AccessDeniedException":
-                module.fail_json_aws(e, msg=f"Access denied reading parameters under {path}")
+            explained = denial_message(module, e, f"the parameters under {path}", ENV_FILE_STATEMENTS)
+            if explained:
+                module.fail_json_aws(e, msg=f"Access denied reading parameters under {path}: {explained}")
             module.fail_json_aws(e, msg=f"Failed to read parameters under {path}")
         except botocore.exceptions.BotoCoreError as e:
             module.fail_json_aws(e, msg=f"Failed to read parameters under {path}")
@@ -151,7 +153,13 @@ def fetch_parameters(module, client, options: dict) -> tuple[list, int]:
         try:
             found, missing, name_calls = fetch_parameters_by_name(client, names)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg="Failed to read the named parameters")
+            explained = denial_message(module, e, f"the parameters {', '.join(names)}", ENV_FILE_STATEMENTS)
+            module.fail_json_aws(
+                e,
+                msg=f"Access denied reading the named parameters: {explained}"
+                if explained
+                else "Failed to read the named parameters",
+            )
         calls += name_calls
         if missing:
             module.fail_json(msg=f"Parameters not found: {', '.join(sorted(missing))}")

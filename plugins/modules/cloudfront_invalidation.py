@@ -236,6 +236,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.flora.deploy.plugins.module_utils.access_denied import DEPLOYER_STATEMENTS, denial_message
 from ansible_collections.flora.deploy.plugins.module_utils.cloudfront_invalidation import (
     RETRY_ERROR_CODES,
     InvalidationError,
@@ -296,9 +297,14 @@ def main() -> None:
     except InvalidationError as e:
         module.fail_json(msg=str(e), **e.details)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        if not distribution_id:
-            module.fail_json_aws(e, msg="Failed to list CloudFront distributions")
-        module.fail_json_aws(e, msg=f"Failed to invalidate paths on CloudFront distribution {distribution_id}")
+        failure = (
+            f"Failed to invalidate paths on CloudFront distribution {distribution_id}"
+            if distribution_id
+            else "Failed to list CloudFront distributions"
+        )
+        resource = f"CloudFront distribution {distribution_id}" if distribution_id else "the CloudFront distributions"
+        explained = denial_message(module, e, resource, DEPLOYER_STATEMENTS)
+        module.fail_json_aws(e, msg=f"{failure}: {explained}" if explained else failure)
 
     output = result.as_module_result()
     if module._diff:

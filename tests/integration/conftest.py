@@ -1,4 +1,5 @@
-"""Integration fixtures: a moto server process on loopback and a helper that runs ansible-playbook."""
+"""Integration fixtures: a moto server process on loopback and a helper that runs ansible-playbook; and a second
+moto server that authorizes each request against the caller's IAM policies (tests/support/iam_server.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import localaws
+from tests.support import identities, localaws
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = Path(__file__).resolve().parent / "targets"
@@ -29,6 +30,23 @@ def aws(moto_endpoint):
     """A clean local AWS for each test."""
     localaws.reset(moto_endpoint)
     return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def iam_moto_endpoint(tmp_path_factory) -> str:
+    log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
+    with localaws.moto_server(log, authorizing=True) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def iam_aws(iam_moto_endpoint):
+    """A clean local AWS that lets every request through until identities.enforcing, inside which it authorizes
+    each one against the caller's IAM policies, per resource."""
+    identities.set_authorization(iam_moto_endpoint, "inf")
+    localaws.reset(iam_moto_endpoint)
+    yield iam_moto_endpoint
+    identities.set_authorization(iam_moto_endpoint, "inf")
 
 
 class PlaybookResult:
@@ -68,12 +86,12 @@ def playbook_environment(endpoint: str, tmp_path: Path) -> dict:
     return env
 
 
-@pytest.fixture
-def run_playbook(aws, tmp_path):
+def playbook_runner(endpoint: str, tmp_path: Path):
+    """run(playbook, extra_vars, *args, env=...): ansible-playbook against the local AWS at endpoint."""
     ensure_collection_link()
 
     def run(playbook: str, extra_vars: dict | None = None, *args: str, env: dict | None = None) -> PlaybookResult:
-        full_env = playbook_environment(aws, tmp_path)
+        full_env = playbook_environment(endpoint, tmp_path)
         full_env.update(env or {})
         variables = {"test_dir": str(tmp_path), "repo_dir": str(REPO)}
         variables.update(extra_vars or {})
@@ -93,3 +111,14 @@ def run_playbook(aws, tmp_path):
         return PlaybookResult(proc)
 
     return run
+
+
+@pytest.fixture
+def run_playbook(aws, tmp_path):
+    return playbook_runner(aws, tmp_path)
+
+
+@pytest.fixture
+def iam_run_playbook(iam_aws, tmp_path):
+    """run_playbook against the authorizing local AWS; pass an identity's environment() as env to run as it."""
+    return playbook_runner(iam_aws, tmp_path)

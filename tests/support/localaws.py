@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tests.support.hostside import stop_process
 
+REPO = Path(__file__).resolve().parents[2]
 REGION = "ap-southeast-2"
 FLORA_PREFIX = "/flora/prod"
 
@@ -80,10 +81,14 @@ def wait_until_serving(endpoint_url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def start_server(port: int, log_path: str | os.PathLike | None = None) -> subprocess.Popen:
+def start_server(port: int, log_path: str | os.PathLike | None = None, authorizing: bool = False) -> subprocess.Popen:
+    """The moto server; with authorizing, tests.support.iam_server's, which authorizes requests per resource once
+    tests.support.identities.enforcing says so."""
+    server = "tests.support.iam_server" if authorizing else "moto.server"
     with open(log_path or os.devnull, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", server, "-H", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,9 +102,9 @@ def start_server(port: int, log_path: str | os.PathLike | None = None) -> subpro
 
 
 @contextmanager
-def moto_server(log_path: str | os.PathLike | None = None) -> Iterator[str]:
+def moto_server(log_path: str | os.PathLike | None = None, authorizing: bool = False) -> Iterator[str]:
     port = free_port()
-    proc = start_server(port, log_path)
+    proc = start_server(port, log_path, authorizing)
     endpoint = f"http://127.0.0.1:{port}"
     SERVER_PIDS[endpoint] = proc.pid
     try:
@@ -217,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("start", help="start the moto server in the background")
     start.add_argument("--port", type=int, default=5000)
     start.add_argument("--state-dir", default=".cache/localaws")
+    start.add_argument(
+        "--authorizing",
+        action="store_true",
+        help="tests.support.iam_server's server, which authorizes each request once /moto-api/reset-auth gets 0",
+    )
     stop = sub.add_parser("stop", help="stop a server started with 'start'")
     stop.add_argument("--state-dir", default=".cache/localaws")
     seed = sub.add_parser("seed", help="seed the Flora parameters, a bucket and a distribution")
@@ -230,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         pidfile = state / "moto.pid"
         if pidfile.exists():
             _stop(pidfile)
-        proc = start_server(args.port, state / "moto.log")
+        proc = start_server(args.port, state / "moto.log", args.authorizing)
         pidfile.write_text(str(proc.pid))
         print(f"http://127.0.0.1:{args.port}")
     elif args.command == "stop":

@@ -654,6 +654,15 @@ def test_diff_shows_the_paths():
 
 # The module's main(): argument spec, retries, results
 
+DEPLOYER_ARN = "arn:aws:iam::123456789012:user/flora-prod-awx"
+
+
+class CallerIdentity:
+    """STS, which the module asks who it runs as when AWS refuses it without saying."""
+
+    def get_caller_identity(self):
+        return {"Arn": DEPLOYER_ARN}
+
 
 @pytest.fixture
 def module(monkeypatch, capsys, cloudfront):
@@ -668,6 +677,8 @@ def module(monkeypatch, capsys, cloudfront):
     monkeypatch.setattr(cloud.time, "sleep", sleeps.append)
 
     def client(self, service, retry_decorator=None, **kwargs):
+        if service == "sts":
+            return CallerIdentity()
         assert service == "cloudfront"
         return RetryingBotoClientWrapper(cloudfront, retry_decorator)
 
@@ -745,7 +756,11 @@ def test_module_fails_on_other_errors_without_retrying(module, cloudfront):
     cloudfront.errors["CreateInvalidation"] = [client_error("AccessDenied", "CreateInvalidation")]
     result = module({"distribution_id": "EFLORA", "paths": ["/index.html"]})
     assert result["failed"] is True
-    assert result["msg"].startswith("Failed to invalidate paths on CloudFront distribution EFLORA")
+    assert result["msg"].startswith(
+        f"Failed to invalidate paths on CloudFront distribution EFLORA: {DEPLOYER_ARN} may not "
+        "cloudfront:CreateInvalidation on CloudFront distribution EFLORA: add the statement CreateInvalidations "
+        "(flora.deploy.iam_policies, the deployer policy) to its policy"
+    )
     assert result["error"]["code"] == "AccessDenied"
     assert len(cloudfront.calls_to("CreateInvalidation")) == 1
 
@@ -754,7 +769,10 @@ def test_module_listing_failure_message(module, cloudfront):
     cloudfront.errors["ListDistributions"] = [client_error("AccessDenied", "ListDistributions")]
     result = module({"alias": "shop.flora.example", "paths": ["/index.html"]})
     assert result["failed"] is True
-    assert result["msg"].startswith("Failed to list CloudFront distributions")
+    assert result["msg"].startswith(
+        f"Failed to list CloudFront distributions: {DEPLOYER_ARN} may not cloudfront:ListDistributions on the "
+        "CloudFront distributions: add the statement FindDistribution"
+    )
     assert cloudfront.calls_to("ListInvalidations") == []
 
 
