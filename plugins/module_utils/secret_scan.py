@@ -112,8 +112,12 @@ def start_reading_secure_parameters(module: t.Any, pool: t.Any) -> t.Any:
     path = module.params["secret_parameters_path"]
     if not path:
         return None
-    client = module.client("ssm", retry_decorator=AWSRetry.jittered_backoff())
-    return pool.submit(read_secure_parameters, client, path)
+
+    def read() -> dict[str, str]:
+        # The client is made on pool too: the bucket's listing need not wait for it.
+        return read_secure_parameters(module.client("ssm", retry_decorator=AWSRetry.jittered_backoff()), path)
+
+    return pool.submit(read)
 
 
 def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.Any) -> dict[str, t.Any]:
