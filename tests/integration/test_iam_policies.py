@@ -249,6 +249,31 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_
         assert action in named["Action"], (action, sid)
 
 
+def test_an_account_id_that_is_not_twelve_digits_fails_before_anything_is_rendered(run_playbook, tmp_path):
+    dest = tmp_path / "policies"
+    variables = {
+        "flora_environment": ENVIRONMENT,
+        "iam_policies_account_id": "12345",
+        "iam_policies_frontend_bucket": BUCKET,
+        "iam_policies_distribution_id": "E2EXAMPLE12345",
+        "iam_policies_create": False,
+        "iam_policies_dest": str(dest),
+    }
+    result = run_playbook(str(REPO / "playbooks" / "create_iam_policies.yml"), variables)
+    assert result.rc == 2, result
+    assert "iam_policies_account_id must be the 12 digits of an AWS account ID, not 12345" in one_line(result.output)
+    assert not dest.exists()
+
+    written = run_playbook(
+        str(REPO / "playbooks" / "create_iam_policies.yml"),
+        {**variables, "iam_policies_account_id": identities.ACCOUNT},
+    )
+    assert written.rc == 0, written
+    assert sorted(path.name for path in dest.iterdir()) == [
+        f"{name}.json" for name in sorted([INSTANCE_POLICY, DEPLOYER_POLICY, INVENTORY_POLICY])
+    ]
+
+
 def test_optional_statements_follow_the_settings(iam_aws, iam_run_playbook, tmp_path):
     resources = create_resources(iam_aws)
     dest = tmp_path / "policies"
