@@ -19,6 +19,7 @@ import typing as t
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.flora.deploy.plugins.module_utils.access_denied import DENIAL_CODES
 from ansible_collections.flora.deploy.plugins.module_utils.envfile import parse_env_text
 
 try:
@@ -78,6 +79,8 @@ def find_secrets(
     """{secret name: the paths holding its value}, over files as (path in the build, file to read)."""
     wanted = {name: encoded_forms(value) for name, value in secrets.items() if len(value) >= min_length}
     found: dict[str, list[str]] = {}
+    if not wanted:
+        return found
     for path, source in files:
         with open(source, "rb") as handle:
             data = handle.read()
@@ -104,7 +107,6 @@ SECRET_SCAN_ARGUMENT_SPEC = {
     "secret_env_files": {"type": "list", "elements": "path", "default": [], "no_log": False},
     "secret_env_keys": {"type": "str", "default": SECRET_KEY_PATTERN, "no_log": False},
 }
-ACCESS_DENIED_CODES = ["AccessDenied", "AccessDeniedException"]
 
 
 def start_reading_secure_parameters(module: t.Any, pool: t.Any) -> t.Any:
@@ -130,7 +132,7 @@ def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.
         path = params["secret_parameters_path"]
         try:
             secrets.update((f"SecureString parameter {name}", value) for name, value in pending.result().items())
-        except is_boto3_error_code(ACCESS_DENIED_CODES):
+        except is_boto3_error_code(sorted(DENIAL_CODES)):
             readable = False
         except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg=f"Failed to read the SecureString parameters under {path}; nothing was written")

@@ -85,18 +85,23 @@ class SigningOrigin(ThreadingHTTPServer):
 
 
 @contextmanager
-def signing_origin(endpoint: str, bucket: str) -> Iterator[str]:
-    """The bucket read with signed requests, served on loopback without them; yields its URL."""
-    port = free_port()
-    server = SigningOrigin(port, endpoint, bucket)
-    thread = threading.Thread(target=server.serve_forever, name=f"signing-origin-{bucket}", daemon=True)
+def serving(server: ThreadingHTTPServer, name: str) -> Iterator[str]:
+    """server serving on a thread of its own until the block ends; yields its URL."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def signing_origin(endpoint: str, bucket: str) -> Iterator[str]:
+    """The bucket read with signed requests, served on loopback without them; yields its URL."""
+    with serving(SigningOrigin(free_port(), endpoint, bucket), f"signing-origin-{bucket}") as url:
+        yield url
 
 
 class HealthBackendHandler(BaseHTTPRequestHandler):
@@ -120,14 +125,8 @@ def health_backend() -> Iterator[str]:
     """A backend that has only the health route, for a site whose build calls no other API; yields its URL."""
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), HealthBackendHandler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="health-backend", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(server, "health-backend") as url:
+        yield url
 
 
 def nginx_config(work: Path, port: int, origin: str, backend: str, spa_fallback: bool) -> str:
