@@ -1,5 +1,6 @@
-"""Integration fixtures: a moto server process on loopback and a helper that runs ansible-playbook; and a second
-moto server that authorizes each request against the caller's IAM policies (tests/support/iam_server.py)."""
+"""Integration fixtures: a moto server process on loopback that can authorize each request against the caller's IAM
+policies (tests/support/iam_server.py), and a helper that runs ansible-playbook against it, as one of the
+identities the collection runs as (tests/support/identities.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -21,32 +23,20 @@ from tests.conftest import COLLECTIONS, ensure_collection_link
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with localaws.moto_server(log) as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def aws(moto_endpoint):
-    """A clean local AWS for each test."""
-    localaws.reset(moto_endpoint)
-    return moto_endpoint
-
-
-@pytest.fixture(scope="session")
-def iam_moto_endpoint(tmp_path_factory) -> str:
-    log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     with localaws.moto_server(log, authorizing=True) as endpoint:
         yield endpoint
 
 
 @pytest.fixture
-def iam_aws(iam_moto_endpoint):
-    """A clean local AWS that lets every request through until identities.enforcing, inside which it authorizes
-    each one against the caller's IAM policies, per resource."""
-    identities.set_authorization(iam_moto_endpoint, "inf")
-    localaws.reset(iam_moto_endpoint)
-    yield iam_moto_endpoint
-    identities.set_authorization(iam_moto_endpoint, "inf")
+def aws(moto_endpoint):
+    """A clean local AWS for each test. It lets every request through (the tests' own setup and checks, with the
+    emulator's default keys) until identities.enforcing, inside which it authorizes each one against the caller's
+    IAM policies, per resource."""
+    identities.set_authorization(moto_endpoint, "inf")
+    localaws.reset(moto_endpoint)
+    identities.forget(moto_endpoint)
+    yield moto_endpoint
+    identities.set_authorization(moto_endpoint, "inf")
 
 
 class PlaybookResult:
@@ -87,10 +77,20 @@ def playbook_environment(endpoint: str, tmp_path: Path) -> dict:
 
 
 def playbook_runner(endpoint: str, tmp_path: Path):
-    """run(playbook, extra_vars, *args, env=...): ansible-playbook against the local AWS at endpoint."""
+    """run(playbook, extra_vars, *args, env=..., identity=...): ansible-playbook against the local AWS at endpoint.
+
+    Given an identity, the run has its credentials and the emulator authorizes every request. The identity is an
+    Identity, or the name of one of the environment's (identities.Identities: "instance", "deployer", "inventory"),
+    made with the policies the collection ships for the resources the run's variables name."""
     ensure_collection_link()
 
-    def run(playbook: str, extra_vars: dict | None = None, *args: str, env: dict | None = None) -> PlaybookResult:
+    def run(
+        playbook: str,
+        extra_vars: dict | None = None,
+        *args: str,
+        env: dict | None = None,
+        identity: identities.Identity | str | None = None,
+    ) -> PlaybookResult:
         full_env = playbook_environment(endpoint, tmp_path)
         full_env.update(env or {})
         variables = {"test_dir": str(tmp_path), "repo_dir": str(REPO)}
@@ -107,7 +107,14 @@ def playbook_runner(endpoint: str, tmp_path: Path):
             json.dumps(variables),
             *args,
         ]
-        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
+        if isinstance(identity, str):
+            environment = variables.get("flora_environment", "prod")
+            made = identities.production_identities(endpoint, environment, **identities.settings_of(variables))
+            identity = getattr(made, identity)
+        if identity is not None:
+            full_env.update(identity.environment())
+        with identities.enforcing(endpoint) if identity is not None else nullcontext():
+            proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
         return PlaybookResult(proc)
 
     return run
@@ -116,9 +123,3 @@ def playbook_runner(endpoint: str, tmp_path: Path):
 @pytest.fixture
 def run_playbook(aws, tmp_path):
     return playbook_runner(aws, tmp_path)
-
-
-@pytest.fixture
-def iam_run_playbook(iam_aws, tmp_path):
-    """run_playbook against the authorizing local AWS; pass an identity's environment() as env to run as it."""
-    return playbook_runner(iam_aws, tmp_path)

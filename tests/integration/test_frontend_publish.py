@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import REPO, playbook_environment
-from tests.support import cdn, localaws
+from tests.support import cdn, identities, localaws
 
 FIXTURE_APP = REPO / "tests" / "fixtures" / "flora-app"
 PUBLISH = "frontend_publish/publish.yml"
@@ -80,11 +80,14 @@ def site_variables(endpoint: str, distribution_id: str, **extra) -> dict:
     return variables
 
 
-def publish(run_playbook, tmp_path: Path, variables: dict, *args: str, playbook: str = PUBLISH) -> tuple[dict, str]:
-    """Run the playbook (a target that saves what the role registered); returns that and the output."""
+def publish(
+    run_playbook, tmp_path: Path, variables: dict, *args: str, playbook: str = PUBLISH, identity="deployer"
+) -> tuple[dict, str]:
+    """Run the playbook (a target that saves what the role registered) as the deployer, with the emulator
+    authorizing every request; returns what the role registered and the output."""
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
-    run = run_playbook(playbook, variables, *args)
+    run = run_playbook(playbook, variables, *args, identity=identity)
     assert run.rc == 0, run
     return json.loads(result_file.read_text()), run.output
 
@@ -447,7 +450,7 @@ def prepare_bad_input(case: str, endpoint: str, tmp_path: Path, distribution_id:
 def test_bad_input_fails_before_any_upload(aws, run_playbook, tmp_path, case):
     distribution_id = create_private_site(aws)
     extra, message = prepare_bad_input(case, aws, tmp_path, distribution_id)
-    run = run_playbook(PUBLISH, site_variables(aws, distribution_id, **extra))
+    run = run_playbook(PUBLISH, site_variables(aws, distribution_id, **extra), identity="deployer")
     assert run.rc == 2, run
     assert message in " ".join(run.output.split()), run
     assert "failed=1" in run.output
@@ -536,7 +539,7 @@ def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook,
             CacheControl=IMMUTABLE,
             Metadata=s3.head_object(Bucket=BUCKET, Key="shop/assets/index-B7hC2kQe.css")["Metadata"],
         )
-        run = run_playbook(PUBLISH, variables)
+        run = run_playbook(PUBLISH, variables, identity="deployer")
         assert run.rc == 2, run
         assert (
             f"{site}/shop/assets/index-B7hC2kQe.css answered 200 with Cache-Control {IMMUTABLE} and "
@@ -548,7 +551,7 @@ def test_smoke_test_reads_a_given_site_url_and_checks_headers(aws, run_playbook,
     s3.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
     s3.put_object(Bucket=other, Key="index.html", Body=b"<!doctype html><title>another site</title>")
     with cdn.local_cdn(aws, other, backend=NO_BACKEND) as other_site:
-        run = run_playbook(PUBLISH, {**variables, "frontend_publish_site_url": other_site})
+        run = run_playbook(PUBLISH, {**variables, "frontend_publish_site_url": other_site}, identity="deployer")
     assert run.rc == 2, run
     assert f"the index.html just published: {other_site}/index.html answered 200" in run.output
 
@@ -593,7 +596,7 @@ def test_read_back_from_the_private_bucket_names_each_object_that_is_not_the_bui
         Metadata=published_logo["Metadata"],
     )
 
-    run = run_playbook(PUBLISH, variables)
+    run = run_playbook(PUBLISH, variables, identity="deployer")
     assert run.rc == 2, run
     assert "Publish the build to the bucket" in run.output
     message = " ".join(run.output.split())
@@ -659,7 +662,8 @@ def test_interrupted_publish_keeps_the_previous_site_and_the_next_run_completes(
 def test_a_build_that_holds_a_secret_is_not_published(aws, run_playbook, tmp_path):
     # A SecureString of the environment, JSON-escaped inside a chunk as Vite inlines a define, and a secret of the
     # backend's env file in a public file: each is named with its file, its value is in no output, and nothing is
-    # written. The same build without them publishes, scanned.
+    # written. The same build without them publishes, scanned. An administrator publishes: the deployer may not
+    # read the environment's SecureStrings, and scans the env file only (test_iam_policies.py).
     distribution_id = create_private_site(aws)
     seeded = localaws.seed_flora_parameters(aws)
     secret_name = f"{localaws.FLORA_PREFIX}/stripe_secret_key"
@@ -684,7 +688,8 @@ def test_a_build_that_holds_a_secret_is_not_published(aws, run_playbook, tmp_pat
     )
     s3 = localaws.boto3_client("s3", aws)
 
-    run = run_playbook(PUBLISH, variables, "-vvv", "--diff")
+    administrator = identities.administrator(aws)
+    run = run_playbook(PUBLISH, variables, "-vvv", "--diff", identity=administrator)
     assert run.rc == 2, run
     assert (
         f"The build holds secrets and was not published: the value of JWT_SECRET in {backend_env} is in about.txt; "
@@ -697,7 +702,7 @@ def test_a_build_that_holds_a_secret_is_not_published(aws, run_playbook, tmp_pat
 
     chunk.write_bytes(clean_chunk)
     about.write_text("Flora build s1")
-    published, _output = publish(run_playbook, tmp_path, variables)
+    published, _output = publish(run_playbook, tmp_path, variables, identity=administrator)
     scan = published["publish"]["secret_scan"]
     secure_count = len(localaws.FLORA_SECURE_PARAMETERS)
     # The SecureStrings and JWT_SECRET; every text file (the chunks, index.html and the two .txt files).

@@ -94,10 +94,10 @@ class DevIdentities:
 
 
 @pytest.fixture
-def dev(iam_aws, iam_run_playbook):
-    resources = create_resources(iam_aws)
-    create_policies(iam_run_playbook, resources)
-    return {"endpoint": iam_aws, "run": iam_run_playbook, "resources": resources, "as": DevIdentities(iam_aws)}
+def dev(aws, run_playbook):
+    resources = create_resources(aws)
+    create_policies(run_playbook, resources)
+    return {"endpoint": aws, "run": run_playbook, "resources": resources, "as": DevIdentities(aws)}
 
 
 def render_backend_env(dev: dict, identity: identities.Identity, environment: str = ENVIRONMENT):
@@ -174,18 +174,18 @@ def one_line(text: str) -> str:
 # The policies
 
 
-def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_aws, iam_run_playbook, tmp_path):
-    resources = create_resources(iam_aws)
+def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(aws, run_playbook, tmp_path):
+    resources = create_resources(aws)
     dest = tmp_path / "policies"
-    iam = localaws.boto3_client("iam", iam_aws)
-    checked = create_policies(iam_run_playbook, resources, "--check", iam_policies_dest=str(dest))
+    iam = localaws.boto3_client("iam", aws)
+    checked = create_policies(run_playbook, resources, "--check", iam_policies_dest=str(dest))
     assert "changed=0" not in checked.output
     assert iam.list_policies(Scope="Local")["Policies"] == []
     assert iam.list_roles()["Roles"] == []
     assert not dest.exists()
 
-    first = create_policies(iam_run_playbook, resources, iam_policies_dest=str(dest))
-    again = create_policies(iam_run_playbook, resources, iam_policies_dest=str(dest))
+    first = create_policies(run_playbook, resources, iam_policies_dest=str(dest))
+    again = create_policies(run_playbook, resources, iam_policies_dest=str(dest))
     assert "changed=0" not in first.output
     assert "changed=0" in again.output, again
 
@@ -200,10 +200,10 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_
 
     # The files written for review are the documents IAM holds.
     for name in created:
-        assert json.loads((dest / f"{name}.json").read_text()) == identities.policy_document(iam_aws, name)
+        assert json.loads((dest / f"{name}.json").read_text()) == identities.policy_document(aws, name)
 
     parameter = f"arn:aws:ssm:{localaws.REGION}:{identities.ACCOUNT}:parameter"
-    instance = identities.policy_document(iam_aws, INSTANCE_POLICY)
+    instance = identities.policy_document(aws, INSTANCE_POLICY)
     assert identities.statement_ids(instance) == [
         "ReadEnvironmentParameters",
         "WriteAgentLogStreams",
@@ -214,7 +214,7 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_
     assert instance["Statement"][0]["Resource"] == [f"{parameter}/flora/dev", f"{parameter}/flora/dev/*"]
     assert instance["Statement"][3]["Resource"] == [f"arn:aws:s3:::{BACKUP_BUCKET}/db-backups/*"]
 
-    deployer = identities.policy_document(iam_aws, DEPLOYER_POLICY)
+    deployer = identities.policy_document(aws, DEPLOYER_POLICY)
     assert identities.statement_ids(deployer) == [
         "ListFrontendBucket",
         "ReadFrontendObjects",
@@ -236,7 +236,7 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(iam_
         f"arn:aws:cloudfront::{identities.ACCOUNT}:distribution/{resources['distribution_id']}"
     ]
     assert statements["MoveTargets"]["Resource"] == [resources["target_group_arn"]]
-    assert identities.policy_document(iam_aws, INVENTORY_POLICY)["Statement"] == [
+    assert identities.policy_document(aws, INVENTORY_POLICY)["Statement"] == [
         {"Sid": "DescribeInstances", "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": ["*"]}
     ]
 
@@ -274,11 +274,11 @@ def test_an_account_id_that_is_not_twelve_digits_fails_before_anything_is_render
     ]
 
 
-def test_optional_statements_follow_the_settings(iam_aws, iam_run_playbook, tmp_path):
-    resources = create_resources(iam_aws)
+def test_optional_statements_follow_the_settings(aws, run_playbook, tmp_path):
+    resources = create_resources(aws)
     dest = tmp_path / "policies"
     create_policies(
-        iam_run_playbook,
+        run_playbook,
         resources,
         iam_policies_create=False,
         iam_policies_dest=str(dest),
@@ -289,7 +289,7 @@ def test_optional_statements_follow_the_settings(iam_aws, iam_run_playbook, tmp_
         iam_policies_backup_rds_instance="flora-db",
         iam_policies_target_group_arn="",
     )
-    assert localaws.boto3_client("iam", iam_aws).list_policies(Scope="Local")["Policies"] == []
+    assert localaws.boto3_client("iam", aws).list_policies(Scope="Local")["Policies"] == []
     instance = json.loads((dest / f"{INSTANCE_POLICY}.json").read_text())
     assert identities.statement_ids(instance) == [
         "ReadEnvironmentParameters",

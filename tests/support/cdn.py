@@ -3,8 +3,9 @@
 and, like CloudFront's custom error response, index.html with 200 for a path the bucket does not have.
 
 The bucket is private, as the app's is: nginx reads it through a signing origin in this process, which sends
-each request to the bucket signed with SigV4, as CloudFront's origin access control does. Nothing reads the
-bucket anonymously, so a bucket without a public-read policy serves the site."""
+each request to the bucket signed with SigV4 as an identity that may only get its objects, as CloudFront's
+origin access control does (tests.support.identities.origin_access). Nothing reads the bucket anonymously, so a
+bucket without a public-read policy serves the site, also while the emulator authorizes every request."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.support import localaws
+from tests.support import identities, localaws
 from tests.support.hostside import free_port, stop_process, wait_for_port
 
 # What the origin passes on to the bucket besides the signature; CloudFront forwards no query string to it.
@@ -37,7 +38,7 @@ DROPPED_RESPONSE_HEADERS = frozenset(
 
 
 class SigningOriginHandler(BaseHTTPRequestHandler):
-    """GET and HEAD of a key, relayed to the bucket as a SigV4-signed request with the local AWS's credentials."""
+    """GET and HEAD of a key, relayed to the bucket as a SigV4-signed request with the origin access's credentials."""
 
     server: SigningOrigin
 
@@ -79,8 +80,8 @@ class SigningOrigin(ThreadingHTTPServer):
 
     def __init__(self, port: int, endpoint: str, bucket: str) -> None:
         super().__init__(("127.0.0.1", port), SigningOriginHandler)
-        environment = localaws.aws_environment(endpoint)
-        self.credentials = Credentials(environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"])
+        identity = identities.origin_access(endpoint, bucket)
+        self.credentials = Credentials(identity.access_key_id, identity.secret_access_key)
         self.bucket_url = f"{endpoint.rstrip('/')}/{bucket}"
 
 

@@ -1,20 +1,41 @@
 """The identities the collection runs as, on the moto server of tests.support.iam_server.
 
 Users, roles and keys are made while the server still allows every request; ``enforcing`` then has it authorize
-each request against the caller's policies until the block ends.
+each request against the caller's policies until the block ends. ``production_identities`` makes the three
+identities of one environment with the policies playbooks/create_iam_policies.yml renders for its resources.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from tests.conftest import COLLECTIONS, REPO, ensure_collection_link
 from tests.support import localaws
 
 ACCOUNT = "123456789012"
+# The trust policy of the backend's instance role (roles/iam_policies/vars/main.yml).
+INSTANCE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# Stand-ins for the IDs AWS makes up, so that the documents of one set of settings are rendered once per process
+# and the test's own IDs are put in after.
+MADE_UP_IDS = {
+    "iam_policies_distribution_id": "E0STANDIN0DISTRIBUTION",
+    "iam_policies_target_group_arn": (
+        f"arn:aws:elasticloadbalancing:{localaws.REGION}:{ACCOUNT}:targetgroup/stand-in/0000000000000000"
+    ),
+}
+_rendered: dict[str, dict[str, dict]] = {}
 
 
 def set_authorization(endpoint_url: str, unchecked_calls: str) -> None:
@@ -112,6 +133,36 @@ def create_user(endpoint_url: str, name: str, policies: Sequence[str]) -> Identi
     return Identity(user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
 
 
+def user_with_policy(endpoint_url: str, name: str, document: Mapping) -> Identity:
+    """The IAM user ``name`` with the managed policy of the same name, made or found, and a new access key."""
+    iam = localaws.boto3_client("iam", endpoint_url)
+    try:
+        iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
+        iam.create_user(UserName=name)
+        iam.attach_user_policy(UserName=name, PolicyArn=policy_arn(name))
+    except iam.exceptions.EntityAlreadyExistsException:
+        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Identity(iam.get_user(UserName=name)["User"]["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def administrator(endpoint_url: str) -> Identity:
+    """Someone who may do anything in the account, as an administrator's own credentials may."""
+    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    return user_with_policy(endpoint_url, "administrator", allow_all)
+
+
+def origin_access(endpoint_url: str, bucket: str) -> Identity:
+    """What a distribution reads its private bucket as: CloudFront's origin access control, which the bucket's
+    policy lets get the bucket's objects and nothing else (so a key the bucket lacks answers 403, not 404)."""
+    read_objects = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}],
+    }
+    return user_with_policy(endpoint_url, f"cloudfront-origin-access-{bucket}", read_objects)
+
+
 def assume_role(endpoint_url: str, role_name: str, session_name: str) -> Identity:
     """Credentials of the role, as an instance with its instance profile gets them."""
     sts = localaws.boto3_client("sts", endpoint_url)
@@ -123,3 +174,117 @@ def assume_role(endpoint_url: str, role_name: str, session_name: str) -> Identit
         credentials["SecretAccessKey"],
         credentials["SessionToken"],
     )
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The identities of one environment: the backend's instances, the deployer (CI or AWX), the inventory."""
+
+    instance: Identity
+    deployer: Identity
+    inventory: Identity
+
+
+def rendered_policies(variables: Mapping) -> dict[str, dict]:
+    """Policy name -> the document playbooks/create_iam_policies.yml renders for these variables."""
+    stand_ins = {name: made_up for name, made_up in MADE_UP_IDS.items() if variables.get(name)}
+    key = json.dumps({**variables, **stand_ins}, sort_keys=True)
+    if key not in _rendered:
+        _rendered[key] = render_policies({**variables, **stand_ins})
+    text = json.dumps(_rendered[key])
+    for name, made_up in stand_ins.items():
+        text = text.replace(made_up, variables[name])
+    return json.loads(text)
+
+
+def render_policies(variables: Mapping) -> dict[str, dict]:
+    ensure_collection_link()
+    with tempfile.TemporaryDirectory(prefix="flora-policies-") as dest:
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+            ANSIBLE_LOCAL_TEMP=str(Path(dest) / "tmp"),
+        )
+        extra = {**variables, "iam_policies_create": False, "iam_policies_dest": str(Path(dest) / "policies")}
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                str(REPO / "inventory" / "localhost.yml"),
+                str(REPO / "playbooks" / "create_iam_policies.yml"),
+                "-e",
+                json.dumps(extra),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return {path.stem: json.loads(path.read_text()) for path in (Path(dest) / "policies").glob("*.json")}
+
+
+# The iam_policies setting that follows each of the collection's variables (roles/iam_policies/README.md).
+SETTING_OF = {
+    "frontend_publish_bucket": "frontend_bucket",
+    "frontend_publish_prefix": "frontend_prefix",
+    "frontend_publish_distribution_id": "distribution_id",
+    "backend_redeploy_target_group_arn": "target_group_arn",
+    "backend_redeploy_backup_bucket": "backup_bucket",
+}
+# (endpoint, environment) -> (the settings, the identities) made since the emulator's last reset.
+_made: dict[tuple[str, str], tuple[dict, Identities]] = {}
+
+
+def settings_of(variables: Mapping) -> dict:
+    """The iam_policies settings (without the prefix) for a run with these variables, as a user would set them."""
+    settings = {setting: variables[name] for name, setting in SETTING_OF.items() if variables.get(name)}
+    if variables.get("frontend_publish_distribution_alias") or variables.get("frontend_publish_distribution_comment"):
+        settings["distribution_lookup"] = True
+    return settings
+
+
+def forget(endpoint_url: str) -> None:
+    """The emulator at endpoint_url was reset: none of the identities made on it exist any more."""
+    for key in [key for key in _made if key[0] == endpoint_url]:
+        del _made[key]
+
+
+def production_identities(endpoint_url: str, environment: str = "prod", **settings) -> Identities:
+    """The environment's identities, with the policies the collection ships for the resources ``settings`` name
+    (frontend_bucket=..., distribution_id=...: iam_policies_* without the prefix). Asked again for the same
+    environment with other settings, the policies get the new documents and the identities stay."""
+    variables = {"flora_environment": environment, "iam_policies_account_id": ACCOUNT}
+    variables.update({f"iam_policies_{name}": value for name, value in settings.items()})
+    documents = rendered_policies(variables)
+    iam = localaws.boto3_client("iam", endpoint_url)
+    made = _made.get((endpoint_url, environment))
+    if made is not None:
+        if made[0] != settings:
+            for name, document in documents.items():
+                replace_policy(iam, name, document)
+            _made[endpoint_url, environment] = (settings, made[1])
+        return made[1]
+    for name, document in documents.items():
+        iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
+    prefix = f"flora-{environment}"
+    iam.create_role(RoleName=f"{prefix}-backend", AssumeRolePolicyDocument=json.dumps(INSTANCE_TRUST))
+    iam.attach_role_policy(RoleName=f"{prefix}-backend", PolicyArn=policy_arn(f"{prefix}-backend-instance"))
+    made_now = Identities(
+        instance=assume_role(endpoint_url, f"{prefix}-backend", f"i-0{environment}0backend"),
+        deployer=create_user(endpoint_url, f"{prefix}-deployer", [f"{prefix}-deployer"]),
+        inventory=create_user(endpoint_url, f"{prefix}-inventory-source", [f"{prefix}-inventory"]),
+    )
+    _made[endpoint_url, environment] = (settings, made_now)
+    return made_now
+
+
+def replace_policy(iam, name: str, document: Mapping) -> None:
+    """Make ``document`` the only version of the managed policy ``name``."""
+    arn = policy_arn(name)
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+    for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+        if not version["IsDefaultVersion"]:
+            iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
