@@ -1,4 +1,5 @@
-"""inventory/aws_ec2.yml through ansible-inventory against instances on the moto server's EC2 API."""
+"""inventory/aws_ec2.yml through ansible-inventory against instances on the moto server's EC2 API, as the inventory
+source's identity (the policy flora.deploy.iam_policies ships for it), with the emulator authorizing each request."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import REPO, playbook_environment
-from tests.support import localaws
+from tests.support import identities, localaws
 
 INVENTORY = REPO / "inventory" / "aws_ec2.yml"
 
@@ -56,15 +57,20 @@ def plain(value):
 
 
 def inventory(aws, tmp_path: Path, *extra: str, environment: dict | None = None) -> dict:
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list", *extra],
-        env=dict(playbook_environment(aws, tmp_path), **(environment or {})),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """ansible-inventory --list as the prod environment's inventory source; a source that cannot be read fails."""
+    source = identities.production_identities(aws, "prod").inventory
+    env = dict(playbook_environment(aws, tmp_path), **(environment or {}), **source.environment())
+    env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
+    with identities.enforcing(aws):
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list", *extra],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert proc.returncode == 0, proc.stderr
     return plain(json.loads(proc.stdout))
 

@@ -1,5 +1,6 @@
 """flora.deploy.redeploy_preflight through ansible-playbook: a real git repository, the moto server for Parameter
-Store, the ledger and the lock in a temporary app directory."""
+Store, the ledger and the lock in a temporary app directory. The preflight runs on the backend host, so every run
+reads the parameters as the environment's instance role, with the emulator authorizing each request."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def preflight(run_playbook, tmp_path, app):
         arguments.update(preflight_args)
         variables = {"preflight_args": {k: v for k, v in arguments.items() if v is not None}}
         variables.update(extra or {})
-        result = run_playbook(PREFLIGHT, variables, *args)
+        result = run_playbook(PREFLIGHT, variables, *args, identity="instance")
         assert result.rc == 0, result
         outcome = json.loads((tmp_path / "result.json").read_text())
         outcome["output"] = result.output
