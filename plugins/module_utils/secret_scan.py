@@ -122,13 +122,28 @@ def start_reading_secure_parameters(module: t.Any, pool: t.Any) -> t.Any:
     return pool.submit(read)
 
 
+def nothing_to_look_for(params: t.Mapping[str, t.Any], readable: bool | None) -> str:
+    """Why a scan that was asked for had no secret to look for."""
+    reasons = []
+    if readable is False:
+        path = params["secret_parameters_path"]
+        reasons.append(f"this caller may not read the SecureString parameters under {path} (ssm:GetParametersByPath)")
+    elif readable:
+        reasons.append(f"there is no SecureString parameter under {params['secret_parameters_path']}")
+    if params["secret_env_files"]:
+        files = ", ".join(params["secret_env_files"])
+        reasons.append(f"no env file of {files} exists or has a key matching secret_env_keys")
+    return "; ".join(reasons) + "."
+
+
 def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.Any) -> dict[str, t.Any]:
     """Fail the module, before anything is written, when a text file of the build holds a secret; else what was
     scanned. A caller that may not read the parameter path (a deployer with least privilege) scans the env files."""
     params = module.params
     secrets: dict[str, str] = {}
-    readable = True
+    readable = None
     if pending is not None:
+        readable = True
         path = params["secret_parameters_path"]
         try:
             secrets.update((f"SecureString parameter {name}", value) for name, value in pending.result().items())
@@ -143,6 +158,8 @@ def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.
         module.fail_json(msg=f"{e}; nothing was written")
     # Never in any output, whatever happens next (shorter values would mask common words).
     module.no_log_values.update(value for value in secrets.values() if len(value) >= MIN_LENGTH)
+    if not secrets and (pending is not None or params["secret_env_files"]):
+        module.warn(f"The build was not checked for secrets: {nothing_to_look_for(params, readable)}")
     scanned = scannable_files(files)
     found = find_secrets(scanned, secrets)
     if found:

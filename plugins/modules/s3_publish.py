@@ -333,7 +333,10 @@ secret_scan:
       description: How many text files of the build were scanned.
       type: int
     parameters_readable:
-      description: Whether the parameters under O(secret_parameters_path) could be read (true without the option).
+      description:
+        - Whether the parameters under O(secret_parameters_path) could be read; null without the option.
+        - When the scan has no secret to look for (the parameters may not be read, none is a SecureString, and no
+          env file of O(secret_env_files) holds one), the module warns that the build was not checked.
       type: bool
   sample: {"secrets": 9, "files": 34, "parameters_readable": true}
 secrets_found:

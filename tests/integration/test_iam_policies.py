@@ -348,9 +348,15 @@ def test_the_frontend_publishes_as_the_deployer(dev, tmp_path):
     assert result.rc == 0, result
     published = json.loads((tmp_path / "result.json").read_text())
     assert published["publish"]["uploaded"] == 6
-    # The secret scan ran; the deployer may not read the environment's parameters by path, so none were read.
+    # The secret scan ran; the deployer may not read the environment's parameters by path, and the CI's checkout
+    # has no backend env file, so it had nothing to look for, and says so.
     assert published["publish"]["secret_scan"]["parameters_readable"] is False
+    assert published["publish"]["secret_scan"]["secrets"] == 0
     assert published["publish"]["secret_scan"]["files"] > 0
+    assert (
+        "The build was not checked for secrets: this caller may not read the SecureString parameters under "
+        "/flora/dev (ssm:GetParametersByPath)"
+    ) in one_line(result.output)
     assert [item["ok"] for item in published["verify"]["checked"]] == [True] * 4
     assert invalidations(dev["endpoint"], dev["resources"]["distribution_id"]) == [
         sorted(published["invalidation"]["paths"])

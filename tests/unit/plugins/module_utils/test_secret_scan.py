@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import LocalFile
 from ansible_collections.flora.deploy.plugins.module_utils.secret_scan import (
+    SECRET_KEY_PATTERN,
+    check_build_for_secrets,
     describe_findings,
     encoded_forms,
     env_file_secrets,
@@ -99,3 +103,80 @@ def test_findings_name_the_secret_and_its_files_never_the_value():
         "the value of SMTP_PASS in /app/.env is in c.txt; "
         "the value of SecureString parameter /flora/prod/jwt_secret is in a.js, b.js"
     )
+
+
+class ScanningModule:
+    """What check_build_for_secrets uses of AnsibleAWSModule: its parameters, warnings and values to hide."""
+
+    def __init__(self, path: str | None, env_files: list[str]):
+        self.params = {
+            "secret_parameters_path": path,
+            "secret_env_files": env_files,
+            "secret_env_keys": SECRET_KEY_PATTERN,
+        }
+        self.warnings: list[str] = []
+        self.no_log_values: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def read(parameters: dict | None = None, denied: bool = False) -> Future:
+    """The parameters' read, done: their values, or AWS's AccessDenied."""
+    future: Future = Future()
+    if denied:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+        future.set_exception(ClientError(error, "GetParametersByPath"))
+    else:
+        future.set_result(parameters or {})
+    return future
+
+
+def build(tmp_path) -> list[LocalFile]:
+    (tmp_path / "index.js").write_text("console.log('flora')")
+    return [LocalFile("index.js", str(tmp_path / "index.js"), 20, "0", "text/javascript; charset=utf-8", "public")]
+
+
+def test_a_scan_that_may_not_read_the_parameters_scans_the_env_file(tmp_path):
+    env_file = tmp_path / "backend.env"
+    env_file.write_text(BACKEND_ENV)
+    module = ScanningModule("/flora/prod", [str(env_file)])
+    scan = check_build_for_secrets(module, build(tmp_path), read(denied=True))
+    assert scan == {"secrets": 5, "files": 1, "parameters_readable": False}
+    assert module.warnings == []
+    assert "sk_test_51FloraSecretKey" in module.no_log_values
+
+
+def test_a_scan_with_nothing_to_look_for_warns_that_the_build_was_not_checked(tmp_path):
+    missing = str(tmp_path / "backend.env")
+    module = ScanningModule("/flora/prod", [missing])
+    scan = check_build_for_secrets(module, build(tmp_path), read(denied=True))
+    assert scan == {"secrets": 0, "files": 1, "parameters_readable": False}
+    assert module.warnings == [
+        (
+            "The build was not checked for secrets: this caller may not read the SecureString parameters under "
+            f"/flora/prod (ssm:GetParametersByPath); no env file of {missing} exists or has a key matching "
+            "secret_env_keys."
+        )
+    ]
+
+    readable = ScanningModule("/flora/dev", [])
+    assert check_build_for_secrets(readable, build(tmp_path), read({}))["parameters_readable"] is True
+    assert readable.warnings == [
+        "The build was not checked for secrets: there is no SecureString parameter under /flora/dev."
+    ]
+
+    found = ScanningModule("/flora/prod", [])
+    scan = check_build_for_secrets(found, build(tmp_path), read({"/flora/prod/jwt_secret": "jwt-secret-value"}))
+    assert scan == {"secrets": 1, "files": 1, "parameters_readable": True}
+    assert found.warnings == []
+
+
+def test_a_scan_of_env_files_only_reports_no_parameters_read(tmp_path):
+    module = ScanningModule(None, [])
+    assert check_build_for_secrets(module, build(tmp_path), None) == {
+        "secrets": 0,
+        "files": 1,
+        "parameters_readable": None,
+    }
+    assert module.warnings == []
