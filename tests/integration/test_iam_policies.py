@@ -41,6 +41,10 @@ INSTANCE_ROLE = f"{PREFIX}-backend"
 INVENTORY = REPO / "inventory" / "aws_ec2.yml"
 SAMPLE_BUILD = REPO / "tests" / "fixtures" / "sample-build"
 BACKUP_BUCKET = "flora-backups-test"
+NO_BACKUP_STATEMENT = (
+    "The instance role may write no database backup: iam_policies_backup is pg_dump and iam_policies_backup_bucket "
+    "is empty."
+)
 
 
 # ---------------------------------------------------------------------------
@@ -187,6 +191,7 @@ def test_the_playbook_creates_one_policy_per_identity_and_the_instance_role(aws,
     first = create_policies(run_playbook, resources, iam_policies_dest=str(dest))
     again = create_policies(run_playbook, resources, iam_policies_dest=str(dest))
     assert "changed=0" not in first.output
+    assert NO_BACKUP_STATEMENT not in one_line(first.output)
     assert "changed=0" in again.output, again
 
     created = {policy["PolicyName"] for policy in iam.list_policies(Scope="Local")["Policies"]}
@@ -269,6 +274,9 @@ def test_an_account_id_that_is_not_twelve_digits_fails_before_anything_is_render
         {**variables, "iam_policies_account_id": identities.ACCOUNT},
     )
     assert written.rc == 0, written
+    # No backup bucket with the default pg_dump backup: the instance role gets no backup statement, and the run
+    # says so (test_the_playbook_creates_one_policy_per_identity_and_the_instance_role has one, and no such line).
+    assert NO_BACKUP_STATEMENT in one_line(written.output)
     assert sorted(path.name for path in dest.iterdir()) == [
         f"{name}.json" for name in sorted([INSTANCE_POLICY, DEPLOYER_POLICY, INVENTORY_POLICY])
     ]
