@@ -1,5 +1,6 @@
 """playbooks/deploy.yml on the controller alone (no backend hosts): the app cloned by app_checkout, as AWX jobs
-do, the frontend planned from its publish manifest, published once, then left alone."""
+do, the frontend planned from its publish manifest, published once, then left alone; run as the deployer (CI or
+AWX), with the policy the collection renders for the bucket and the distribution."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def test_deploy_clones_the_app_publishes_the_frontend_once_and_then_does_nothing
         "frontend_publish_distribution_id": distribution_id,
         "flora_aws_endpoint_url": aws,
     }
-    first = run_playbook(str(PLAYBOOK), variables)
+    first = run_playbook(str(PLAYBOOK), variables, identity="deployer")
     assert first.rc == 0, first
     assert plan_line(first.output) == "frontend build and publish"
     assert "no frontend commit is live" in first.output
@@ -71,7 +72,7 @@ def test_deploy_clones_the_app_publishes_the_frontend_once_and_then_does_nothing
     assert [m["source"]["commit"] for m in manifests(aws)] == [head]
     assert [len(m["source"]["env_checksum"]) for m in manifests(aws)] == [64]
 
-    second = run_playbook(str(PLAYBOOK), variables)
+    second = run_playbook(str(PLAYBOOK), variables, identity="deployer")
     assert second.rc == 0, second
     assert plan_line(second.output) == "nothing to deploy"
     assert localhost_changed(second.output) == 0
@@ -79,7 +80,7 @@ def test_deploy_clones_the_app_publishes_the_frontend_once_and_then_does_nothing
     page = app_repo / "apps" / "frontend" / "src" / "App.jsx"
     page.write_text(page.read_text().replace("Marketplace", "Flower Market"))
     target = commit_all(app_repo, "Rename the shop")
-    checked = run_playbook(str(PLAYBOOK), {**variables, "app_checkout_ref": target}, "--check")
+    checked = run_playbook(str(PLAYBOOK), {**variables, "app_checkout_ref": target}, "--check", identity="deployer")
     assert checked.rc == 0, checked
     assert plan_line(checked.output) == "frontend build and publish"
     assert "M apps/frontend/src/App.jsx" in checked.output

@@ -1,18 +1,20 @@
 """A dev and a prod frontend side by side on one local AWS: each build reads its own environment's parameters, is
-built for its own site, and goes to its own bucket and distribution."""
+built for its own site, and goes to its own bucket and distribution. Each environment publishes as its own
+deployer, whose policy names that environment's bucket, distribution and parameters only."""
 
 from __future__ import annotations
 
 import json
 
 from tests.integration.test_frontend_publish import (
+    PUBLISH,
     body,
     copy_app,
     invalidations,
     publish,
     referenced,
 )
-from tests.support import localaws
+from tests.support import identities, localaws
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -28,19 +30,19 @@ def test_dev_and_prod_side_by_side(aws, run_playbook, tmp_path):
     ssm.put_parameter(Name="/flora/dev/auth0_domain", Value="flora-dev.au.auth0.com", Type="String", Overwrite=True)
 
     builds = {}
+    variables = {}
     for environment, (bucket, distribution_id) in sites.items():
         app = copy_app(tmp_path / environment)
-        result = publish(
-            run_playbook,
-            tmp_path,
-            {
-                "flora_environment": environment,
-                "frontend_publish_app_dir": str(app),
-                "frontend_publish_bucket": bucket,
-                "frontend_publish_distribution_id": distribution_id,
-                "flora_aws_endpoint_url": aws,
-            },
-        )[0]
+        variables[environment] = {
+            "flora_environment": environment,
+            "frontend_publish_app_dir": str(app),
+            "frontend_publish_bucket": bucket,
+            "frontend_publish_distribution_id": distribution_id,
+            "flora_aws_endpoint_url": aws,
+        }
+        # As the deployer of flora_environment, with the policy rendered for this environment's bucket and
+        # distribution (and its parameters, /flora/<environment>/...): reading the other's would be denied.
+        result = publish(run_playbook, tmp_path, variables[environment], identity="deployer")[0]
         builds[environment] = (app, result)
 
     for environment, (bucket, distribution_id) in sites.items():
@@ -67,3 +69,26 @@ def test_dev_and_prod_side_by_side(aws, run_playbook, tmp_path):
     assert (
         builds["dev"][1]["publish"]["source"]["env_checksum"] != builds["prod"][1]["publish"]["source"]["env_checksum"]
     )
+
+    # Cross-talk is denied: dev's deployer publishing prod's build to prod's bucket and distribution is refused,
+    # and prod's site is as its own deployer left it.
+    dev_bucket, dev_distribution = sites["dev"]
+    prod_bucket, prod_distribution = sites["prod"]
+    dev_deployer = identities.production_identities(
+        aws, "dev", frontend_bucket=dev_bucket, distribution_id=dev_distribution
+    ).deployer
+    prod_app = builds["prod"][0]
+    before = {item["Key"]: item["ETag"] for item in s3.list_objects_v2(Bucket=prod_bucket)["Contents"]}
+    crossed = run_playbook(
+        PUBLISH,
+        {
+            **variables["prod"],
+            "frontend_publish_build": False,
+            "frontend_publish_build_dir": str(prod_app / "apps" / "frontend" / "dist"),
+        },
+        identity=dev_deployer,
+    )
+    assert crossed.rc != 0, crossed
+    assert f"{dev_deployer.arn} may not s3:ListBucket on arn:aws:s3:::{prod_bucket}" in crossed.output, crossed
+    assert {item["Key"]: item["ETag"] for item in s3.list_objects_v2(Bucket=prod_bucket)["Contents"]} == before
+    assert len(invalidations(aws, prod_distribution)) == 1

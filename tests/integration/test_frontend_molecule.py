@@ -1,5 +1,6 @@
 """molecule/frontend run as `make molecule SCENARIO=frontend` runs it: the frontend publish on the controller
-(default driver) against the moto server the scenario runner starts."""
+(default driver) as the deployer (CI or AWX), against the moto server the scenario runner starts, which authorizes
+every request against the policy the collection renders for the scenario's bucket and distribution."""
 
 from __future__ import annotations
 

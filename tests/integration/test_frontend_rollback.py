@@ -1,7 +1,9 @@
 """playbooks/rollback_frontend.yml (role flora.deploy.frontend_publish, action rollback) against moto.
 
 Two builds of the fixture app are published, the second with a changed component and a changed unhashed image,
-then the first is put back from what the bucket keeps, and the second again by its commit.
+then the first is put back from what the bucket keeps, and the second again by its commit. Every run (publish,
+rollback, and the read of what the site serves) is the deployer's (CI or AWX), with the policy the collection
+renders for the bucket and the distribution.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def etags(s3) -> dict[str, str]:
 
 
 def roll_back(run_playbook, tmp_path: Path, variables: dict, *args: str) -> tuple[dict, str]:
+    """The rollback playbook as the deployer; returns what the role registered and the output."""
     return publish(run_playbook, tmp_path, variables, *args, playbook=ROLLBACK)
 
 
@@ -116,13 +119,15 @@ def test_rollback_puts_the_previous_build_back_and_a_commit_forward_again(aws, r
     assert changed_count(output) == 1  # the rollback, which invalidated too
 
     # playbooks/deploy.yml now reads the first build's commit as live.
-    run = run_playbook("frontend_publish/live.yml", {**variables, "frontend_publish_env_render": False})
+    run = run_playbook(
+        "frontend_publish/live.yml", {**variables, "frontend_publish_env_render": False}, identity="deployer"
+    )
     assert run.rc == 0, run
     assert json.loads((tmp_path / "live.json").read_text())["commit"] == COMMIT_ONE
 
     # Nothing was kept before the build just put back: a second rollback stops, naming the builds, and changes nothing.
     before = etags(s3)
-    run = run_playbook(ROLLBACK, variables)
+    run = run_playbook(ROLLBACK, variables, identity="deployer")
     assert run.rc != 0
     assert "keeps no build before the live one" in run.output
     assert "name one by its build ID or commit to put it back" in run.output
@@ -151,14 +156,14 @@ def test_rollback_to_a_build_the_bucket_no_longer_holds_changes_nothing(aws, run
     s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": key} for key in stored]})
     before = etags(s3)
 
-    run = run_playbook(ROLLBACK, variables)
+    run = run_playbook(ROLLBACK, variables, identity="deployer")
     assert run.rc != 0
     assert "no longer holds 2 of its files (flora-logo.png, index.html)" in run.output
     assert etags(s3) == before
     assert latest_manifest(s3)["source"]["commit"] == COMMIT_TWO
 
     # An unknown commit names the builds that are kept.
-    run = run_playbook(ROLLBACK, {**variables, "frontend_publish_rollback_to": "abcdef0"})
+    run = run_playbook(ROLLBACK, {**variables, "frontend_publish_rollback_to": "abcdef0"}, identity="deployer")
     assert run.rc != 0
     assert f"No build of commit abcdef0 is kept in s3://{BUCKET}/" in run.output
     assert f"commit {COMMIT_TWO}" in run.output and f"commit {COMMIT_ONE}" in run.output

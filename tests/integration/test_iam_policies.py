@@ -29,7 +29,7 @@ from tests.integration.test_frontend_publish import (
     write_generated_build,
 )
 from tests.integration.test_inventory import launch, plain
-from tests.support import identities, localaws
+from tests.support import hostside, identities, localaws
 from tests.support.identities import enforcing
 
 ENVIRONMENT = "dev"
@@ -41,6 +41,8 @@ INSTANCE_ROLE = f"{PREFIX}-backend"
 INVENTORY = REPO / "inventory" / "aws_ec2.yml"
 SAMPLE_BUILD = REPO / "tests" / "fixtures" / "sample-build"
 BACKUP_BUCKET = "flora-backups-test"
+RDS_INSTANCE = "flora-dev-db"
+DB_NAME, DB_USER, DB_PASSWORD = "flora_db", "flora_app", "backup-test-password"
 NO_BACKUP_STATEMENT = (
     "The instance role may write no database backup: iam_policies_backup is pg_dump and iam_policies_backup_bucket "
     "is empty."
@@ -97,6 +99,13 @@ class DevIdentities:
         self.inventory = identities.create_user(endpoint, f"{PREFIX}-inventory-source", [INVENTORY_POLICY])
 
 
+@pytest.fixture(scope="module")
+def database() -> int:
+    """A PostgreSQL database to back up; its port."""
+    with hostside.postgres(DB_NAME, DB_USER, DB_PASSWORD) as port:
+        yield port
+
+
 @pytest.fixture
 def dev(aws, run_playbook):
     resources = create_resources(aws)
@@ -144,6 +153,20 @@ def publish_with_build_env(dev: dict, tmp_path: Path, **extra):
         flora_environment=ENVIRONMENT,
         **extra,
     )
+
+
+def take_backup(dev: dict, tmp_path: Path, database: int):
+    """The pg_dump backup before a migration, streamed to the backup bucket as the instance role."""
+    env_file = tmp_path / "backend.env"
+    env_file.write_text(f"DATABASE_URL=postgresql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{database}/{DB_NAME}\n")
+    variables = {"backup": "pg_dump", "backup_bucket": BACKUP_BUCKET, "env_file": str(env_file)}
+    return dev["run"]("iam/backup.yml", variables, env=dev["as"].instance.environment())
+
+
+def take_snapshot(dev: dict):
+    """The RDS snapshot before a migration, taken from the controller as the deployer."""
+    variables = {"backup": "rds_snapshot", "rds_instance": RDS_INSTANCE}
+    return dev["run"]("iam/backup.yml", variables, env=dev["as"].deployer.environment())
 
 
 def move_target(dev: dict):
@@ -405,6 +428,28 @@ def test_the_deployer_cannot_read_the_backend_secrets(dev, tmp_path):
     assert site_objects(localaws.boto3_client("s3", dev["endpoint"])) == {}
 
 
+def test_the_backup_before_a_migration_is_written_as_the_instance_role(dev, tmp_path, database):
+    prepare_flow("backup", dev)
+    with enforcing(dev["endpoint"]):
+        result = take_backup(dev, tmp_path, database)
+    assert result.rc == 0, result
+    listed = localaws.boto3_client("s3", dev["endpoint"]).list_objects_v2(Bucket=BACKUP_BUCKET)["Contents"]
+    assert [item["Key"].split("/")[:2] for item in listed] == [["db-backups", DB_NAME]]
+    assert listed[0]["Size"] > 0
+
+
+def test_the_rds_snapshot_before_a_migration_is_taken_as_the_deployer(dev):
+    prepare_flow("snapshot", dev)
+    with enforcing(dev["endpoint"]):
+        result = take_snapshot(dev)
+    assert result.rc == 0, result
+    rds = localaws.boto3_client("rds", dev["endpoint"])
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=RDS_INSTANCE, SnapshotType="manual")["DBSnapshots"]
+    assert [snapshot["DBSnapshotIdentifier"] for snapshot in snapshots] == [
+        f"{RDS_INSTANCE}-222222222222-20260101000000"
+    ]
+
+
 def test_the_target_group_moves_as_the_deployer(dev):
     with enforcing(dev["endpoint"]):
         result = move_target(dev)
@@ -447,7 +492,7 @@ def denied(action: str) -> list[str]:
 
 
 # Policy, statement, the flow that needs it, and what the failure says. community.aws.elb_target drops AWS's error
-# when a deregistration fails.
+# when a deregistration fails, and amazon.aws.rds_instance_snapshot when it may not look for the snapshot first.
 STATEMENTS = [
     (
         INSTANCE_POLICY,
@@ -466,10 +511,35 @@ STATEMENTS = [
     (DEPLOYER_POLICY, "DescribeTargetGroups", "target_group", denied("elasticloadbalancing:DescribeTargetGroups")),
     (DEPLOYER_POLICY, "MoveTargets", "target_group", ["Unable to deregister target"]),
     (INVENTORY_POLICY, "DescribeInstances", "inventory", denied("ec2:DescribeInstances")),
+    (INSTANCE_POLICY, "WriteDatabaseBackups", "backup", denied("s3:PutObject")),
+    (DEPLOYER_POLICY, "SnapshotDatabase", "snapshot", ["Failed to describe db snapshots"]),
 ]
 
 
-def run_flow(flow: str, dev: dict, tmp_path: Path) -> tuple[bool, str]:
+def prepare_flow(flow: str, dev: dict) -> None:
+    """What a backup flow needs besides the dev fixture's: the backup bucket; for the RDS snapshot, the instance and
+    the policies for that backup (iam_policies_backup=rds_snapshot)."""
+    if flow == "backup":
+        s3 = localaws.boto3_client("s3", dev["endpoint"])
+        s3.create_bucket(Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
+    if flow == "snapshot":
+        create_policies(
+            dev["run"],
+            dev["resources"],
+            iam_policies_backup="rds_snapshot",
+            iam_policies_backup_rds_instance=RDS_INSTANCE,
+        )
+        localaws.boto3_client("rds", dev["endpoint"]).create_db_instance(
+            DBInstanceIdentifier=RDS_INSTANCE,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="flora_admin",
+            MasterUserPassword="not-a-secret-1",
+            AllocatedStorage=20,
+        )
+
+
+def run_flow(flow: str, dev: dict, tmp_path: Path, request) -> tuple[bool, str]:
     """The flow as its identity: whether it succeeded, and its output."""
     if flow == "backend_env":
         result = render_backend_env(dev, dev["as"].instance)
@@ -481,6 +551,10 @@ def run_flow(flow: str, dev: dict, tmp_path: Path) -> tuple[bool, str]:
         result = publish_with_build_env(dev, tmp_path)
     elif flow == "target_group":
         result = move_target(dev)
+    elif flow == "backup":
+        result = take_backup(dev, tmp_path, request.getfixturevalue("database"))
+    elif flow == "snapshot":
+        result = take_snapshot(dev)
     else:
         identity = dev["as"].deployer if flow == "deployer_inventory" else dev["as"].inventory
         proc = run_inventory(dev["endpoint"], tmp_path, identity)
@@ -491,10 +565,11 @@ def run_flow(flow: str, dev: dict, tmp_path: Path) -> tuple[bool, str]:
 @pytest.mark.parametrize(
     ("policy", "sid", "flow", "failure"), STATEMENTS, ids=[f"{case[0]}-{case[1]}" for case in STATEMENTS]
 )
-def test_without_a_statement_the_flow_that_needs_it_fails(dev, tmp_path, policy, sid, flow, failure):
+def test_without_a_statement_the_flow_that_needs_it_fails(dev, tmp_path, request, policy, sid, flow, failure):
+    prepare_flow(flow, dev)
     identities.without_statement(dev["endpoint"], policy, sid)
     with enforcing(dev["endpoint"]):
-        succeeded, output = run_flow(flow, dev, tmp_path)
+        succeeded, output = run_flow(flow, dev, tmp_path, request)
     assert not succeeded, output
     for fragment in failure.fragments(dev, sid) if isinstance(failure, Fix) else failure:
         assert fragment in one_line(output), output

@@ -1,5 +1,7 @@
 """publish_frontend.yml through ansible-runner, as AWX runs it: a private data directory with the project, an
-inventory, env/extravars, and the AWS credential injected as environment variables (env/envvars)."""
+inventory, env/extravars, and the AWS credential injected as environment variables (env/envvars): the deployer's
+access key, with the policy the collection renders for the bucket and the distribution, while the local AWS
+authorizes every request."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from tests.integration.conftest import REPO
-from tests.support import localaws
+from tests.support import identities, localaws
 
 BUCKET = "flora-frontend-runner"
 
@@ -27,10 +29,14 @@ def test_publish_through_ansible_runner_keeps_the_aws_credential_out_of_events_a
     (private / "inventory").mkdir()
     (private / "project").symlink_to(REPO)
     shutil.copy(REPO / "inventory" / "localhost.yml", private / "inventory" / "hosts.yml")
-    access_key, secret_key = "AKIAFLORARUNNER0003", "flora-runner-publish-secret-Qw8Zt"
+    # AWX's AWS credential for the job: the deployer's access key.
+    deployer = identities.production_identities(
+        aws, "prod", frontend_bucket=BUCKET, distribution_id=distribution_id
+    ).deployer
+    secret_key = deployer.secret_access_key
     # As AWX's AWS credential injects them; the endpoint is the local AWS.
     envvars = {
-        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_ACCESS_KEY_ID": deployer.access_key_id,
         "AWS_SECRET_ACCESS_KEY": secret_key,
         "AWS_SECURITY_TOKEN": "",
         "AWS_ENDPOINT_URL": aws,
@@ -49,24 +55,25 @@ def test_publish_through_ansible_runner_keeps_the_aws_credential_out_of_events_a
     }
     (private / "env" / "extravars").write_text(yaml.safe_dump(extravars))
     env = {"PATH": envvars["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-runner"),
-            "run",
-            str(private),
-            "--playbook",
-            "playbooks/publish_frontend.yml",
-            "--ident",
-            "publish-1",
-            "-vvv",
-            "--cmdline=--diff",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    with identities.enforcing(aws):
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-runner"),
+                "run",
+                str(private),
+                "--playbook",
+                "playbooks/publish_frontend.yml",
+                "--ident",
+                "publish-1",
+                "-vvv",
+                "--cmdline=--diff",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     artifacts = private / "artifacts" / "publish-1"
     assert (artifacts / "stdout").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     stdout = (artifacts / "stdout").read_text()

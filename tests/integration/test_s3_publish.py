@@ -1,4 +1,5 @@
-"""flora.deploy.s3_publish through ansible-playbook against the moto server."""
+"""flora.deploy.s3_publish through ansible-playbook against the moto server, as the deployer (CI or AWX) with the
+policy the collection renders for the bucket and the prefix, while the server authorizes every request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.support import localaws
+from tests.support import identities, localaws
 
 BUCKET = "flora-frontend-test"
 PNG = b"\x89PNG\r\n\x1a\n flora logo"
@@ -48,10 +49,19 @@ def write_sample_build(dist: Path, js_hash: str = "AbCd1234", js: str = "console
     return files
 
 
-def publish(run_playbook, tmp_path: Path, src: Path, *args: str, **variables) -> dict:
+def deployer(endpoint: str, prefix: str = "", bucket: str = BUCKET) -> identities.Identity:
+    """The deployer whose policy names the bucket and the prefix: the module's targets call them bucket and prefix,
+    not the role's variable names run_playbook(identity="deployer") reads the resources from."""
+    return identities.production_identities(endpoint, frontend_bucket=bucket, frontend_prefix=prefix).deployer
+
+
+def publish(run_playbook, tmp_path: Path, src: Path, *args: str, identity: identities.Identity, **variables) -> dict:
+    """One s3_publish run as ``identity`` (the deployer: ``deployer(endpoint, prefix)``); returns its result."""
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
-    run = run_playbook("s3_publish/publish.yml", {"bucket": BUCKET, "src": str(src), **variables}, *args)
+    run = run_playbook(
+        "s3_publish/publish.yml", {"bucket": BUCKET, "src": str(src), **variables}, *args, identity=identity
+    )
     assert run.rc == 0, run
     return json.loads(result_file.read_text())
 
@@ -73,13 +83,13 @@ def test_check_mode_then_publish_sets_headers(aws, run_playbook, tmp_path):
     dist = tmp_path / "dist"
     files = write_sample_build(dist)
 
-    check = publish(run_playbook, tmp_path, dist, "--check")
+    check = publish(run_playbook, tmp_path, dist, "--check", identity=deployer(aws))
     assert check["changed"] is True
     assert check["uploaded"] == 5
     assert check["changed_keys"][-1] == "index.html"
     assert object_keys(s3) == set()
 
-    result = publish(run_playbook, tmp_path, dist, encryption="AES256")
+    result = publish(run_playbook, tmp_path, dist, encryption="AES256", identity=deployer(aws))
     assert result["changed"] is True
     assert (result["uploaded"], result["unchanged"], result["deleted"]) == (5, 0, 0)
     assert result["bytes_uploaded"] == sum(len(body) for body in files.values())
@@ -107,12 +117,12 @@ def test_rebuild_uploads_nothing_and_one_change_uploads_two(aws, run_playbook, t
     s3 = create_bucket(aws)
     dist = tmp_path / "dist"
     write_sample_build(dist)
-    first = publish(run_playbook, tmp_path, dist)
+    first = publish(run_playbook, tmp_path, dist, identity=deployer(aws))
     assert first["uploaded"] == 5
     before = {key: s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in site_keys(s3)}
 
     write_sample_build(dist)
-    again = publish(run_playbook, tmp_path, dist)
+    again = publish(run_playbook, tmp_path, dist, identity=deployer(aws))
     assert again["changed"] is False
     assert (again["uploaded"], again["unchanged"], again["bytes_uploaded"]) == (0, 5, 0)
     assert again["changed_keys"] == [] and again["invalidation_paths"] == []
@@ -120,7 +130,7 @@ def test_rebuild_uploads_nothing_and_one_change_uploads_two(aws, run_playbook, t
     assert manifest_keys(s3) == [first["manifest_key"]]
 
     write_sample_build(dist, js_hash="XyZw9876", js="console.log('flora v2')")
-    change = publish(run_playbook, tmp_path, dist)
+    change = publish(run_playbook, tmp_path, dist, identity=deployer(aws))
     assert change["changed"] is True
     assert change["uploaded"] == 2
     assert change["changed_keys"] == ["assets/index-XyZw9876.js", "index.html"]
@@ -138,9 +148,11 @@ def test_old_builds_age_out_after_keep_previous(aws, run_playbook, tmp_path):
     dist = tmp_path / "dist"
     hashes = ["AbCd1234", "XyZw9876", "Qr5tUv12", "Mn0pLk34"]
     results = []
+    # Its policy names the prefix: it may write and delete under site/ only.
+    site_deployer = deployer(aws, prefix="/site")
     for number, js_hash in enumerate(hashes):
         write_sample_build(dist, js_hash=js_hash, js=f"console.log({number})")
-        results.append(publish(run_playbook, tmp_path, dist, prefix="/site", keep_previous=2))
+        results.append(publish(run_playbook, tmp_path, dist, prefix="/site", keep_previous=2, identity=site_deployer))
         present = site_keys(s3, "site/")
         if number < 3:
             assert {f"assets/index-{h}.js" for h in hashes[: number + 1]} <= present
@@ -166,7 +178,7 @@ def test_first_publish_adopts_objects_published_by_aws_s3_sync(aws, run_playbook
     dist = tmp_path / "dist"
     write_sample_build(dist)
 
-    first = publish(run_playbook, tmp_path, dist, keep_previous=1)
+    first = publish(run_playbook, tmp_path, dist, keep_previous=1, identity=deployer(aws))
     assert first["deleted"] == 0 and first["retained"] == 1
     assert first["uploaded"] == 5
     assert "assets/index-0ld12345.js" in site_keys(s3)
@@ -177,7 +189,7 @@ def test_first_publish_adopts_objects_published_by_aws_s3_sync(aws, run_playbook
     assert set(adopted["objects"]) == {"assets/index-0ld12345.js"}
 
     write_sample_build(dist, js_hash="XyZw9876", js="console.log(2)")
-    second = publish(run_playbook, tmp_path, dist, keep_previous=1)
+    second = publish(run_playbook, tmp_path, dist, keep_previous=1, identity=deployer(aws))
     assert second["deleted_keys"] == ["assets/index-0ld12345.js"]
     assert manifest_keys(s3) == sorted([first["manifest_key"], second["manifest_key"]])
     assert "assets/index-AbCd1234.js" in site_keys(s3)
@@ -185,7 +197,7 @@ def test_first_publish_adopts_objects_published_by_aws_s3_sync(aws, run_playbook
 
 def test_lifecycle_playbook(aws, run_playbook):
     s3 = create_bucket(aws)
-    run = run_playbook("s3_publish/lifecycle.yml", {"bucket": BUCKET})
+    run = run_playbook("s3_publish/lifecycle.yml", {"bucket": BUCKET}, identity=deployer(aws, prefix="/lifecycle"))
     assert run.rc == 0, run
     assert "failed=0" in run.output
     assert site_keys(s3, "lifecycle/") == {"index.html", "assets/app-Lc9Kx2Qa.js", "robots.txt"}
@@ -196,7 +208,12 @@ def test_bad_input_fails_clearly_before_any_upload(aws, run_playbook, tmp_path):
     s3 = create_bucket(aws)
     dist = tmp_path / "dist"
     write_sample_build(dist)
-    run = run_playbook("s3_publish/errors.yml", {"bucket": BUCKET, "src": str(dist)})
+    # The deployer of flora-no-such-bucket, the only bucket the playbook sends a request for (every other case fails
+    # before one): its policy was rendered for a bucket that was never made, so S3 answers that it does not exist.
+    # (A deployer without s3:ListBucket on it would get AccessDenied here: the emulator authorizes before it looks
+    # the bucket up.)
+    missing_bucket_deployer = deployer(aws, bucket="flora-no-such-bucket")
+    run = run_playbook("s3_publish/errors.yml", {"bucket": BUCKET, "src": str(dist)}, identity=missing_bucket_deployer)
     assert run.rc == 0, run
     assert "failed=0" in run.output and "ignored=6" in run.output
     assert object_keys(s3) == set()

@@ -1,5 +1,6 @@
 """flora.deploy.s3_verify through ansible-playbook against the moto server: a build published by s3_publish into a
-private bucket (no bucket policy: anonymous requests get 403), read back with signed HeadObject requests."""
+private bucket (no bucket policy: anonymous requests get 403), read back with signed HeadObject requests. Both run as
+the deployer (CI or AWX), with the policy the collection renders for the bucket and the prefix."""
 
 from __future__ import annotations
 
@@ -18,17 +19,22 @@ from tests.integration.test_s3_publish import (
     JPG,
     REVALIDATE,
     create_bucket,
+    deployer,
     publish,
     write_sample_build,
 )
+from tests.support import identities
 
 REFERENCED = ["index.html", "assets/index-AbCd1234.js", "assets/index-EfGh5678.css", "flora-logo.png"]
 
 
-def verify(run_playbook, tmp_path: Path, src: Path, *args: str, **variables) -> dict:
+def verify(run_playbook, tmp_path: Path, src: Path, *args: str, identity: identities.Identity, **variables) -> dict:
+    """One s3_verify run as ``identity`` (the deployer); returns its result, a failure too."""
     result_file = tmp_path / "verify.json"
     result_file.unlink(missing_ok=True)
-    run = run_playbook("s3_verify/verify.yml", {"bucket": BUCKET, "src": str(src), **variables}, *args)
+    run = run_playbook(
+        "s3_verify/verify.yml", {"bucket": BUCKET, "src": str(src), **variables}, *args, identity=identity
+    )
     assert run.rc == 0, run
     return json.loads(result_file.read_text())
 
@@ -45,11 +51,13 @@ def test_a_build_published_into_a_private_bucket_reads_back_without_an_anonymous
     create_bucket(aws)
     dist = tmp_path / "dist"
     files = write_sample_build(dist)
-    publish(run_playbook, tmp_path, dist, prefix="/shop/")
+    # Its policy names the prefix: it may read and write under shop/ only.
+    shop_deployer = deployer(aws, prefix="/shop/")
+    publish(run_playbook, tmp_path, dist, prefix="/shop/", identity=shop_deployer)
     assert anonymous_status(aws, "shop/index.html") == 403
 
     for args in ((), ("--check",)):
-        result = verify(run_playbook, tmp_path, dist, *args, prefix="shop", paths=REFERENCED)
+        result = verify(run_playbook, tmp_path, dist, *args, prefix="shop", paths=REFERENCED, identity=shop_deployer)
         assert result.get("failed") is not True, result
         assert result["changed"] is False
         assert result["failures"] == []
@@ -67,7 +75,7 @@ def test_a_build_published_into_a_private_bucket_reads_back_without_an_anonymous
         ]
 
     # Without paths, every file of the build.
-    everything = verify(run_playbook, tmp_path, dist, prefix="shop")
+    everything = verify(run_playbook, tmp_path, dist, prefix="shop", identity=shop_deployer)
     assert [entry["path"] for entry in everything["checked"]] == sorted(files)
 
 
@@ -75,7 +83,7 @@ def test_objects_that_are_not_the_build_fail_one_line_each(aws, run_playbook, tm
     s3 = create_bucket(aws)
     dist = tmp_path / "dist"
     write_sample_build(dist)
-    publish(run_playbook, tmp_path, dist)
+    publish(run_playbook, tmp_path, dist, identity=deployer(aws))
     css = "assets/index-EfGh5678.css"
     # Its headers rewritten in place: same content and ETag, so s3_publish's manifest still vouches for it.
     s3.copy_object(
@@ -100,7 +108,7 @@ def test_objects_that_are_not_the_build_fail_one_line_each(aws, run_playbook, tm
         Metadata={"sha256": hashlib.sha256(JPG).hexdigest()},
     )
 
-    result = verify(run_playbook, tmp_path, dist)
+    result = verify(run_playbook, tmp_path, dist, identity=deployer(aws))
 
     assert result["failed"] is True
     failures = [
@@ -131,6 +139,6 @@ def test_bad_input_fails_before_reading_the_bucket(aws, run_playbook, tmp_path, 
     dist = tmp_path / "dist"
     write_sample_build(dist)
     src = Path(variables.pop("src", dist))
-    result = verify(run_playbook, tmp_path, src, **variables)
+    result = verify(run_playbook, tmp_path, src, identity=deployer(aws), **variables)
     assert result["failed"] is True
     assert result["msg"] == message

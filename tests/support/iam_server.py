@@ -5,7 +5,8 @@ scoped to the environment's parameters or to one distribution denies everything.
 ``python -m tests.support.iam_server -H 127.0.0.1 -p PORT``, this starts moto's server after giving it:
 
 - the resource AWS authorizes for the calls this collection makes: the parameter ARN of each name (or of the
-  path) for SSM, the distribution ARN for CloudFront, the target group ARN for ELBv2 registrations;
+  path) for SSM, the distribution ARN for CloudFront, the target group ARN for ELBv2 registrations, the DB
+  instance and snapshot ARNs (or the tagged resource's) for RDS snapshots;
 - S3's own action names where moto's differ: HeadBucket is authorized as s3:ListBucket, DeleteObjects as
   s3:DeleteObject on each key;
 - AWS's AccessDenied answers, in each service's protocol and naming the action and the resource
@@ -28,6 +29,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.elbv2.responses import ELBV2Response
 from moto.iam.access_control import IAMRequest, IAMRequestBase, S3IAMRequest
+from moto.rds.responses import RDSResponse
 from moto.s3.exceptions import BucketAccessDeniedError, S3AccessDeniedError
 from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
@@ -47,6 +49,14 @@ SSM_NAMED = {
 }
 CLOUDFRONT_DISTRIBUTION = re.compile(r"/distribution/([^/]+)")
 ELBV2_TARGET_GROUP_CALLS = {"RegisterTargets", "DeregisterTargets", "ModifyTargetGroup", "DeleteTargetGroup"}
+# RDS calls on named instances and snapshots: the kind of resource and the request field that names it.
+RDS_NAMED = {
+    "CreateDBSnapshot": (("db", "DBInstanceIdentifier"), ("snapshot", "DBSnapshotIdentifier")),
+    "DescribeDBSnapshots": (("db", "DBInstanceIdentifier"), ("snapshot", "DBSnapshotIdentifier")),
+    "DescribeDBInstances": (("db", "DBInstanceIdentifier"),),
+    "DeleteDBSnapshot": (("snapshot", "DBSnapshotIdentifier"),),
+}
+RDS_TAG_CALLS = {"AddTagsToResource", "ListTagsForResource", "RemoveTagsFromResource"}
 
 
 def parameter_arn(region: str, account: str, name: str) -> str:
@@ -114,6 +124,20 @@ def authorize_elbv2(self: ELBV2Response, resource: str = "*") -> None:
     authorize(self, resource)
 
 
+def authorize_rds(self: RDSResponse, resource: str = "*") -> None:
+    """Each DB instance and snapshot the call names is authorized (CreateDBSnapshot on both), as AWS does."""
+    action = self._get_action()
+    if action in RDS_TAG_CALLS:
+        named = [self._get_param("ResourceName")]
+    else:
+        arn = f"arn:aws:rds:{self.region}:{self.current_account}"
+        named = [
+            f"{arn}:{kind}:{value}" for kind, field in RDS_NAMED.get(action, ()) if (value := self._get_param(field))
+        ]
+    for each in named or [resource]:
+        authorize(self, each)
+
+
 def check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     self.requested_resource = resource
     original_check_action_permitted(self, resource)
@@ -176,6 +200,7 @@ def install() -> None:
     SimpleSystemManagerResponse._authenticate_and_authorize_normal_action = authorize_ssm
     CloudFrontResponse._authenticate_and_authorize_normal_action = authorize_cloudfront
     ELBV2Response._authenticate_and_authorize_normal_action = authorize_elbv2
+    RDSResponse._authenticate_and_authorize_normal_action = authorize_rds
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,6 +75,17 @@ class Identity:
             env["AWS_SESSION_TOKEN"] = self.session_token
         return env
 
+    def credentials_file(self) -> str:
+        """The identity as an AWS shared credentials file's default profile."""
+        lines = [
+            "[default]",
+            f"aws_access_key_id = {self.access_key_id}",
+            f"aws_secret_access_key = {self.secret_access_key}",
+        ]
+        if self.session_token:
+            lines.append(f"aws_session_token = {self.session_token}")
+        return "\n".join(lines) + "\n"
+
     def client(self, service: str, endpoint_url: str):
         import boto3
 
@@ -279,6 +290,22 @@ def production_identities(endpoint_url: str, environment: str = "prod", **settin
     )
     _made[endpoint_url, environment] = (settings, made_now)
     return made_now
+
+
+@contextmanager
+def in_production(endpoint_url: str, environment: str = "prod", **settings) -> Iterator[Identities]:
+    """Until the block ends: the environment's identities (production_identities), the emulator authorizing every
+    request as AWS does, and this process's own calls (localaws.boto3_client, aws_environment) an administrator's."""
+    made = production_identities(endpoint_url, environment, **settings)
+    own = administrator(endpoint_url)
+    localaws.OWN_KEYS[endpoint_url] = (own.access_key_id, own.secret_access_key)
+    set_authorization(endpoint_url, "0")
+    try:
+        yield made
+    finally:
+        set_authorization(endpoint_url, "inf")
+        localaws.OWN_KEYS.pop(endpoint_url, None)
+        forget(endpoint_url)
 
 
 def replace_policy(iam, name: str, document: Mapping) -> None:

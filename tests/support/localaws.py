@@ -57,12 +57,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# endpoint -> the access key and secret to use there instead of the emulator's default keys: an administrator's, on
+# an emulator that authorizes every request (tests.support.identities.in_production).
+OWN_KEYS: dict[str, tuple[str, str]] = {}
+
+
 def aws_environment(endpoint_url: str) -> dict[str, str]:
     """Environment for boto3, the AWS CLI and amazon.aws modules pointed at the local AWS."""
+    key, secret = OWN_KEYS.get(endpoint_url, ("testing", "testing"))
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",

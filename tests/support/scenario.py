@@ -6,7 +6,9 @@
 
 bootstrap needs the test host image, the moto server with the Flora parameters, PostgreSQL, the fixture app over
 git:// and the CloudWatch agent stand-in (tests/support/stack.py); frontend needs the moto server with a site
-bucket and a distribution. Everything started here stops when molecule returns; its exit code is this command's.
+bucket and a distribution. Either runs as the collection's identities would in production, the moto server
+authorizing every request (tests/support/identities.py): the frontend's publish as the deployer. Everything started
+here stops when molecule returns; its exit code is this command's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import COLLECTIONS, REPO, ensure_collection_link
-from tests.support import localaws, stack
+from tests.support import identities, localaws, stack
 
 MOLECULE = Path(sys.executable).parent / "molecule"
 BOOTSTRAP_HOST = "flora-bootstrap"  # the platform name in molecule/bootstrap/molecule.yml
@@ -36,22 +38,25 @@ def services(scenario: str, work: Path) -> Iterator[dict]:
         with stack.local_stack(work, BOOTSTRAP_HOST) as started:
             yield started["env"]
     elif scenario == "frontend":
-        with localaws.moto_server(work / "moto.log") as endpoint:
+        with localaws.moto_server(work / "moto.log", authorizing=True) as endpoint:
             distribution_id = localaws.create_site(endpoint, FRONTEND_BUCKET, comment="flora frontend (molecule)")
-            env = dict(os.environ)
-            env.pop("ANSIBLE_CONFIG", None)
-            env.update(localaws.aws_environment(endpoint))
-            env.update(
-                {
-                    "PATH": f"{MOLECULE.parent}{os.pathsep}{env.get('PATH', '')}",
-                    "FLORA_COLLECTIONS_PATH": str(COLLECTIONS),
-                    "FLORA_FRONTEND_ENDPOINT": endpoint,
-                    "FLORA_FRONTEND_BUCKET": FRONTEND_BUCKET,
-                    "FLORA_FRONTEND_DISTRIBUTION_ID": distribution_id,
-                    "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
-                }
-            )
-            yield env
+            site = {"frontend_bucket": FRONTEND_BUCKET, "distribution_id": distribution_id}
+            with identities.in_production(endpoint, **site) as roles:
+                env = dict(os.environ)
+                env.pop("ANSIBLE_CONFIG", None)
+                env.update(localaws.aws_environment(endpoint))
+                env.update(roles.deployer.environment())
+                env.update(
+                    {
+                        "PATH": f"{MOLECULE.parent}{os.pathsep}{env.get('PATH', '')}",
+                        "FLORA_COLLECTIONS_PATH": str(COLLECTIONS),
+                        "FLORA_FRONTEND_ENDPOINT": endpoint,
+                        "FLORA_FRONTEND_BUCKET": FRONTEND_BUCKET,
+                        "FLORA_FRONTEND_DISTRIBUTION_ID": distribution_id,
+                        "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
+                    }
+                )
+                yield env
     else:
         scenarios = sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml"))
         raise SystemExit(f"unknown scenario {scenario!r}: one of {', '.join(scenarios)}")
