@@ -47,6 +47,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
         env = local["env"]
         distribution = localaws.create_site(local["endpoint"], BUCKET)
+        stack.allow(local, frontend_bucket=BUCKET, distribution_id=distribution)
         site_url = stack_cdn = None
         stack.start_test_host(local)
         try:

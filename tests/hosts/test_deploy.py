@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.hosts.conftest import HOST
-from tests.support import localaws, stack
+from tests.support import identities, localaws, stack
 from tests.support.stack import playbook
 
 BUCKET = "flora-frontend-deploy"
@@ -52,6 +52,7 @@ def site(bootstrapped_host, tmp_path_factory):
     """The controller's checkout on a branch at the live backend commit, and an empty site bucket."""
     endpoint = bootstrapped_host["endpoint"]
     distribution_id = localaws.create_site(endpoint, BUCKET, comment="flora frontend (deploy test)")
+    stack.allow(bootstrapped_host, frontend_bucket=BUCKET, distribution_id=distribution_id)
     checkout = tmp_path_factory.mktemp("deploy") / "Flora"
     subprocess.run(["git", "clone", "-q", str(bootstrapped_host["origin"]), str(checkout)], check=True)
     live = ledger_current()
@@ -183,15 +184,18 @@ def test_through_ansible_runner_no_secret_reaches_the_job_events_or_artifacts(si
     (private / "env").mkdir(parents=True)
     (private / "project").symlink_to(REPO)
     shutil.copytree(services["inventory"], private / "inventory")
-    # The hosts have no instance role here: they get keys from the inventory, which must not leak either.
-    group_vars = private / "inventory" / "group_vars" / "all.yml"
-    host_secret = "flora-runner-hostside-secret-8Kd3"
-    variables = yaml.safe_load(group_vars.read_text())
-    variables.update({"flora_aws_access_key": "AKIAFLORARUNNER0002", "flora_aws_secret_key": host_secret})
-    group_vars.write_text(yaml.safe_dump(variables))
-    aws_secret = "flora-runner-AWS-secret-9Zq7Lm2"
+    # The hosts get keys from their group's variables here (an IAM user's, with the instance role's policy), in
+    # place of the instance role; they must not leak either. The controller has the deployer's, as AWX injects.
+    hosts_user = identities.create_user(
+        services["endpoint"], "flora-prod-backend-keys", ["flora-prod-backend-instance"]
+    )
+    host_secret = hosts_user.secret_access_key
+    keys = {"flora_aws_access_key": hosts_user.access_key_id, "flora_aws_secret_key": host_secret}
+    (private / "inventory" / "group_vars" / "flora_backend.yml").write_text(yaml.safe_dump(keys))
+    deployer = services["identities"].deployer
+    aws_secret = deployer.secret_access_key
     envvars = {
-        "AWS_ACCESS_KEY_ID": "AKIAFLORARUNNER0001",
+        "AWS_ACCESS_KEY_ID": deployer.access_key_id,
         "AWS_SECRET_ACCESS_KEY": aws_secret,
         "AWS_SECURITY_TOKEN": "",
         "AWS_DEFAULT_REGION": localaws.REGION,
@@ -259,4 +263,4 @@ def test_through_ansible_runner_no_secret_reaches_the_job_events_or_artifacts(si
             # The input, and ansible-runner's own record of the environment it started ansible-playbook with.
             assert relative in {"env/envvars", "artifacts/deploy-1/command"}, relative
         if host_secret in text:
-            assert relative == "inventory/group_vars/all.yml", relative
+            assert relative == "inventory/group_vars/flora_backend.yml", relative

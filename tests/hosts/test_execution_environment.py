@@ -36,6 +36,7 @@ def test_the_playbooks_run_in_the_execution_environment_as_awx_runs_them(image, 
     checkout = tmp_path / "Flora"
     subprocess.run(["git", "clone", "-q", "-b", "v2", str(host_services["origin"]), str(checkout)], check=True)
     distribution_id = localaws.create_site(host_services["endpoint"], BUCKET, comment="flora frontend (ee test)")
+    stack.allow(host_services, frontend_bucket=BUCKET, distribution_id=distribution_id)
     with (
         host_in_place_of_the_test_host(host_services, EE_HOST, tmp_path) as services,
         cdn.local_cdn(services["endpoint"], BUCKET) as site_url,

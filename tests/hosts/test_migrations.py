@@ -241,14 +241,16 @@ def test_on_rds_the_backup_is_a_snapshot_recorded_in_the_ledger_and_restored_wit
     )
     objects = backups(host["endpoint"])
 
-    run = redeploy(
-        host,
-        branch,
-        "-e",
-        "backend_redeploy_backup=rds_snapshot",
-        "-e",
-        f"backend_redeploy_backup_rds_instance={instance}",
-    )
+    # The deployer takes the snapshot, with the policy for it.
+    with stack.allowing(host, backup="rds_snapshot", backup_rds_instance=instance):
+        run = redeploy(
+            host,
+            branch,
+            "-e",
+            "backend_redeploy_backup=rds_snapshot",
+            "-e",
+            f"backend_redeploy_backup_rds_instance={instance}",
+        )
 
     assert run.rc == 0, run
     assert not run.ran("Back up the database to S3 before its schema changes")

@@ -40,6 +40,7 @@ def site(bootstrapped_host, tmp_path_factory):
     services = bootstrapped_host
     endpoint = services["endpoint"]
     distribution_id = localaws.create_site(endpoint, BUCKET, comment="flora frontend (site test)")
+    stack.allow(services, frontend_bucket=BUCKET, distribution_id=distribution_id)
     work = tmp_path_factory.mktemp("site")
     build = work / "dist"
     shutil.copytree(SAMPLE, build)

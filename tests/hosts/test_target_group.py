@@ -61,6 +61,7 @@ def target_group(bootstrapped_host):
     )["TargetGroups"][0]["TargetGroupArn"]
     target = {"Id": instance_id, "Port": 3001}
     elb.register_targets(TargetGroupArn=arn, Targets=[target])
+    stack.allow(bootstrapped_host, target_group_arn=arn)
     return {"stack": bootstrapped_host, "elb": elb, "arn": arn, "target": target, "instance_id": instance_id}
 
 

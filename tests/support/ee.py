@@ -135,7 +135,8 @@ def run(
     """``playbook`` (a collection playbook, flora.deploy.<name>) in the image, as AWX runs a job through receptor:
     ``ansible-runner transmit`` packs the job, ``ansible-runner worker`` runs it inside the image (as the image's
     user, with the image's collections only), ``ansible-runner process`` writes its events back here. The job has
-    the stack's inventory and an SSH key, handed over as AWX hands a machine credential (env/ssh_key).
+    the stack's inventory and an SSH key, handed over as AWX hands a machine credential (env/ssh_key), and the
+    deployer's AWS keys in env/envvars, as AWX's AWS credential hands them.
     ``project`` copies directories into the job's project directory, /runner/project in the image (AWX's
     worker runs in /runner too)."""
     data = work / ident
@@ -151,7 +152,11 @@ def run(
         host.pop("ansible_ssh_private_key_file")
     (data / "inventory" / "hosts.yml").write_text(yaml.safe_dump(hosts))
     (data / "env" / "extravars").write_text(yaml.safe_dump(extra_vars or {}))
-    (data / "env" / "envvars").write_text(yaml.safe_dump({"ANSIBLE_NOCOLOR": "1"}))
+    # The deployer's keys, as AWX's Amazon Web Services credential injects them.
+    deployer = services["identities"].deployer
+    envvars = {"ANSIBLE_NOCOLOR": "1", "AWS_ACCESS_KEY_ID": deployer.access_key_id}
+    envvars["AWS_SECRET_ACCESS_KEY"] = deployer.secret_access_key
+    (data / "env" / "envvars").write_text(yaml.safe_dump(envvars))
     runner = str(BIN / "ansible-runner")
     transmit = subprocess.Popen(
         [runner, "transmit", str(data), "--playbook", "run.yml", "--ident", ident], stdout=subprocess.PIPE

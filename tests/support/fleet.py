@@ -67,8 +67,8 @@ def wait_for_health(port: int, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
-def start_hosts(source: str, names: list[str]) -> dict[str, int]:
-    """Copies of the source host, each with its app on its own port; returns name -> port."""
+def start_hosts(services: dict, source: str, names: list[str]) -> dict[str, int]:
+    """Copies of the source host, each with its app on its own port and the instance role; returns name -> port."""
     original = stack.host_exec(source, "cat", ENV_FILE)
     uid, gid = (int(v) for v in stack.host_exec(source, "stat", "-c", "%u %g", ENV_FILE).split())
     podman("commit", "--quiet", source, SNAPSHOT)
@@ -76,7 +76,17 @@ def start_hosts(source: str, names: list[str]) -> dict[str, int]:
     for index, name in enumerate(names, start=1):
         port = BASE_PORT + index
         subprocess.run(["podman", "rm", "-f", name], env=stack.podman_env(), capture_output=True, check=False)
-        podman("create", "--name", name, "--systemd=always", "--network", "host", SNAPSHOT, "/sbin/init")
+        podman(
+            "create",
+            "--name",
+            name,
+            "--systemd=always",
+            "--network",
+            "host",
+            *stack.instance_profile(services),
+            SNAPSHOT,
+            "/sbin/init",
+        )
         # --archive=false keeps the tar's owner (the app user) instead of giving the file to root.
         podman(
             "cp",
@@ -243,7 +253,7 @@ def fleet(services: dict, source: str, size: int = 3) -> Iterator[dict]:
     with ExitStack() as cleanup, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cleanup.callback(remove_hosts, names)
-        ports = start_hosts(source, names)
+        ports = start_hosts(services, source, names)
         endpoint = services["endpoint"]
         ec2 = localaws.boto3_client("ec2", endpoint)
         elb = localaws.boto3_client("elbv2", endpoint)
@@ -258,6 +268,7 @@ def fleet(services: dict, source: str, size: int = 3) -> Iterator[dict]:
             TargetType="instance",
         )["TargetGroups"][0]["TargetGroupArn"]
         elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": t, "Port": 3001} for t in targets.values()])
+        stack.allow(services, target_group_arn=arn)
         balancer = Balancer(work, ports)
         balancer.start()
         cleanup.callback(balancer.stop)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,17 +146,10 @@ def create_user(endpoint_url: str, name: str, policies: Sequence[str]) -> Identi
 
 
 def user_with_policy(endpoint_url: str, name: str, document: Mapping) -> Identity:
-    """The IAM user ``name`` with the managed policy of the same name, made or found, and a new access key."""
+    """A new IAM user ``name`` with a managed policy of the same name and an access key."""
     iam = localaws.boto3_client("iam", endpoint_url)
-    try:
-        iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
-        iam.create_user(UserName=name)
-        iam.attach_user_policy(UserName=name, PolicyArn=policy_arn(name))
-    except iam.exceptions.EntityAlreadyExistsException:
-        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Identity(iam.get_user(UserName=name)["User"]["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+    iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
+    return create_user(endpoint_url, name, [name])
 
 
 def administrator(endpoint_url: str) -> Identity:
@@ -171,7 +165,8 @@ def origin_access(endpoint_url: str, bucket: str) -> Identity:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}],
     }
-    return user_with_policy(endpoint_url, f"cloudfront-origin-access-{bucket}", read_objects)
+    # One user for each distribution stand-in: several may serve one bucket.
+    return user_with_policy(endpoint_url, f"cloudfront-origin-access-{uuid.uuid4().hex[:12]}", read_objects)
 
 
 def assume_role(endpoint_url: str, role_name: str, session_name: str) -> Identity:

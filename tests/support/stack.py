@@ -2,6 +2,12 @@
 
 A moto server with the Flora parameters, a private PostgreSQL, the fixture app over git://, the CloudWatch
 agent stand-in over HTTP, and an inventory whose group_vars point a systemd test host at all of them.
+
+The moto server authorizes every request against the caller's IAM policies, as AWS does, with the policies the
+collection ships (roles/iam_policies): ansible-playbook runs as the deployer (its keys in the environment, as
+AWX injects them), the test hosts as the backend's instance role (its credentials in root's and, through
+/etc/skel, the app user's AWS credentials file, standing in for the instance profile), and the tests' own calls
+as an administrator.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support import hostside, localaws
+from tests.support import hostside, identities, localaws
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "molecule" / "shared" / "containers.conf"
@@ -28,6 +34,8 @@ IMAGE = f"localhost/flora-testhost:bookworm-{hashlib.sha256(BUILD_IMAGE.read_byt
 SSH_PORT = 2222
 # The bucket the redeploy backs the database up to before a migration.
 BACKUP_BUCKET = "flora-db-backups-test"
+# Where a test host finds its instance role's credentials: root's, and the app user's once useradd copies /etc/skel.
+INSTANCE_CREDENTIALS_PATHS = ("/root/.aws/credentials", "/etc/skel/.aws/credentials")
 
 
 def podman_env() -> dict:
@@ -74,12 +82,19 @@ def authorize_ssh(stack: dict) -> None:
 T2_MICRO = ("--memory=1g", "--memory-swap=1g")
 
 
+def instance_profile(stack: dict) -> list[str]:
+    """podman run options giving a test host the backend's instance role (molecule.yml's volumes do the same)."""
+    credentials = stack["env"]["FLORA_TEST_INSTANCE_CREDENTIALS"]
+    return [option for path in INSTANCE_CREDENTIALS_PATHS for option in ("-v", f"{credentials}:{path}:ro")]
+
+
 def start_test_host(stack: dict, limits: tuple[str, ...] = T2_MICRO) -> None:
     """A fresh systemd test host for the stack (the demo and the benchmarks; most tests use molecule)."""
     host = stack["host"]
     subprocess.run(["podman", "rm", "-f", host], env=podman_env(), capture_output=True, check=False)
     subprocess.run(
         ["podman", "run", "-d", "--name", host, "--systemd=always", "--network", "host", *limits]
+        + instance_profile(stack)
         + ["--add-host", f"{host}:127.0.0.1", IMAGE, "/sbin/init"],
         env=podman_env(),
         capture_output=True,
@@ -90,6 +105,30 @@ def start_test_host(stack: dict, limits: tuple[str, ...] = T2_MICRO) -> None:
 
 def remove_test_host(stack: dict) -> None:
     subprocess.run(["podman", "rm", "-f", stack["host"]], env=podman_env(), capture_output=True, check=False)
+
+
+# What the stack's identities' policies are for, besides the environment (prod): tests.support.stack.allow adds
+# the resources a test makes.
+BASE_SETTINGS = {"backup_bucket": BACKUP_BUCKET}
+
+
+def allow(stack: dict, **settings) -> None:
+    """Give the stack's identities the policies the collection ships for these resources too (iam_policies
+    settings without the prefix: frontend_bucket=..., distribution_id=..., target_group_arn=...)."""
+    stack["settings"].update(settings)
+    identities.production_identities(stack["endpoint"], **stack["settings"])
+
+
+@contextmanager
+def allowing(stack: dict, **settings) -> Iterator[None]:
+    """allow, until the block ends: then the policies are the ones before it."""
+    before = dict(stack["settings"])
+    allow(stack, **settings)
+    try:
+        yield
+    finally:
+        stack["settings"] = before
+        identities.production_identities(stack["endpoint"], **before)
 
 
 @contextmanager
@@ -106,11 +145,15 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
         git_base = hostside.shared_tmpdir("flora-git-")
         stack.callback(subprocess.run, ["rm", "-rf", str(git_base)], check=False)
         commits = hostside.fixture_repository(git_base, grow)
-        endpoint = stack.enter_context(localaws.moto_server(work / "moto.log"))
+        endpoint = stack.enter_context(localaws.moto_server(work / "moto.log", authorizing=True))
         localaws.seed_flora_parameters(endpoint)
         localaws.boto3_client("s3", endpoint).create_bucket(
             Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": localaws.REGION}
         )
+        roles = stack.enter_context(identities.in_production(endpoint, **BASE_SETTINGS))
+        instance_credentials = work / "instance-credentials"
+        instance_credentials.write_text(roles.instance.credentials_file())
+        instance_credentials.chmod(0o600)
         pg_port = stack.enter_context(
             hostside.postgres(
                 "flora_db",
@@ -128,8 +171,6 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
             host,
             {
                 "flora_aws_endpoint_url": endpoint,
-                "flora_aws_access_key": "testing",
-                "flora_aws_secret_key": "testing",
                 "backend_release_repo_url": f"{git_url}/flora.git",
                 "app_env_db_host": "127.0.0.1",
                 "app_env_db_port": pg_port,
@@ -147,8 +188,10 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
         )
         env = podman_env()
         env.update(localaws.aws_environment(endpoint))
+        env.update(roles.deployer.environment())
         env.update(
             {
+                "FLORA_TEST_INSTANCE_CREDENTIALS": str(instance_credentials),
                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                 "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
                 "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
@@ -169,6 +212,8 @@ def local_stack(work: Path, host: str, grow: Callable[[Path], None] | None = Non
             "pg_port": pg_port,
             "host": host,
             "ssh_key": ssh_key,
+            "identities": roles,
+            "settings": dict(BASE_SETTINGS),
         }
 
 
