@@ -226,14 +226,7 @@ def test_on_rds_the_backup_is_a_snapshot_recorded_in_the_ledger_and_restored_wit
     main = put_live(host, "main")
     rds = localaws.boto3_client("rds", host["endpoint"])
     instance = f"flora-db-{uuid.uuid4().hex[:8]}"
-    rds.create_db_instance(
-        DBInstanceIdentifier=instance,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="flora_admin",
-        MasterUserPassword="not-a-secret-1",
-        AllocatedStorage=20,
-    )
+    localaws.create_database_instance(host["endpoint"], instance)
     name = f"20260106000000_add_{uuid.uuid4().hex[:8]}"
     column = f"c_{uuid.uuid4().hex[:8]}"
     branch, commit = new_branch(

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.flora.deploy.plugins.module_utils.access_denied import DEPLOYER_STATEMENTS, ENV_FILE_STATEMENTS
-from tests.integration.conftest import REPO, playbook_environment
+from tests.integration.conftest import REPO
 from tests.integration.test_dotenv_roundtrip import read_with_npm_dotenv
 from tests.integration.test_frontend_publish import (
     BUCKET,
@@ -28,7 +26,7 @@ from tests.integration.test_frontend_publish import (
     site_variables,
     write_generated_build,
 )
-from tests.integration.test_inventory import launch, plain
+from tests.integration.test_inventory import launch, plain, run_inventory
 from tests.support import hostside, identities, localaws
 from tests.support.identities import enforcing
 
@@ -175,22 +173,6 @@ def move_target(dev: dict):
         "backend_redeploy_target_id": dev["resources"]["instance_id"],
     }
     return dev["run"]("iam/target_group.yml", variables, env=dev["as"].deployer.environment())
-
-
-def run_inventory(endpoint: str, tmp_path: Path, identity: identities.Identity) -> subprocess.CompletedProcess:
-    """ansible-inventory on inventory/aws_ec2.yml; a source that cannot be read fails the run."""
-    env = dict(
-        playbook_environment(endpoint, tmp_path), **identity.environment(), ANSIBLE_INVENTORY_UNPARSED_FAILED="true"
-    )
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def one_line(text: str) -> str:
@@ -529,14 +511,7 @@ def prepare_flow(flow: str, dev: dict) -> None:
             iam_policies_backup="rds_snapshot",
             iam_policies_backup_rds_instance=RDS_INSTANCE,
         )
-        localaws.boto3_client("rds", dev["endpoint"]).create_db_instance(
-            DBInstanceIdentifier=RDS_INSTANCE,
-            DBInstanceClass="db.t3.micro",
-            Engine="postgres",
-            MasterUsername="flora_admin",
-            MasterUserPassword="not-a-secret-1",
-            AllocatedStorage=20,
-        )
+        localaws.create_database_instance(dev["endpoint"], RDS_INSTANCE)
 
 
 def run_flow(flow: str, dev: dict, tmp_path: Path, request) -> tuple[bool, str]:

@@ -56,13 +56,15 @@ def plain(value):
     return value
 
 
-def inventory(aws, tmp_path: Path, *extra: str, environment: dict | None = None) -> dict:
-    """ansible-inventory --list as the prod environment's inventory source; a source that cannot be read fails."""
-    source = identities.production_identities(aws, "prod").inventory
-    env = dict(playbook_environment(aws, tmp_path), **(environment or {}), **source.environment())
+def run_inventory(
+    endpoint: str, tmp_path: Path, identity: identities.Identity, *extra: str, environment: dict | None = None
+) -> subprocess.CompletedProcess:
+    """ansible-inventory --list on inventory/aws_ec2.yml as ``identity``, the emulator authorizing every request; a
+    source that cannot be read fails the run."""
+    env = dict(playbook_environment(endpoint, tmp_path), **(environment or {}), **identity.environment())
     env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
-    with identities.enforcing(aws):
-        proc = subprocess.run(
+    with identities.enforcing(endpoint):
+        return subprocess.run(
             [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list", *extra],
             env=env,
             cwd=REPO,
@@ -71,6 +73,12 @@ def inventory(aws, tmp_path: Path, *extra: str, environment: dict | None = None)
             timeout=120,
             check=False,
         )
+
+
+def inventory(aws, tmp_path: Path, *extra: str, environment: dict | None = None) -> dict:
+    """The inventory as the prod environment's inventory source reads it."""
+    source = identities.production_identities(aws, "prod").inventory
+    proc = run_inventory(aws, tmp_path, source, *extra, environment=environment)
     assert proc.returncode == 0, proc.stderr
     return plain(json.loads(proc.stdout))
 

@@ -161,6 +161,18 @@ def seed_flora_parameters(endpoint_url: str, prefix: str = FLORA_PREFIX) -> dict
     return seeded
 
 
+def create_database_instance(endpoint_url: str, name: str) -> None:
+    """An RDS PostgreSQL instance (moto's: nothing listens), for the snapshot before a migration."""
+    boto3_client("rds", endpoint_url).create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="flora_admin",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+    )
+
+
 def create_site(endpoint_url: str, bucket: str, comment: str = "flora frontend (demo)") -> str:
     """A frontend bucket and a CloudFront distribution in front of it; returns the distribution id."""
     s3 = boto3_client("s3", endpoint_url)
