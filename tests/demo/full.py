@@ -118,6 +118,18 @@ def main() -> int:
                 )
                 print("    playbooks/redeploy_backend.yml -e backend_redeploy_ref=<branch of the app> --check")
                 print(f"  (the app's repository, to push branches to: {local['origin']})")
+                # The local AWS authorizes every request: the emulator's usual keys are refused.
+                deployer = local["identities"].deployer
+                administrator = localaws.aws_environment(local["endpoint"])
+                print("The local AWS enforces IAM, as AWS does. To act as the deployer, as the playbooks above did:")
+                print(f"  export AWS_ENDPOINT_URL={local['endpoint']} AWS_DEFAULT_REGION={localaws.REGION}")
+                print(
+                    f"  export AWS_ACCESS_KEY_ID={deployer.access_key_id} AWS_SECRET_ACCESS_KEY={deployer.secret_access_key}"
+                )
+                print(
+                    "  (an administrator's keys, which may do anything: "
+                    f"{administrator['AWS_ACCESS_KEY_ID']} {administrator['AWS_SECRET_ACCESS_KEY']})"
+                )
                 try:
                     while True:
                         time.sleep(3600)
