@@ -106,6 +106,7 @@ SECRET_SCAN_ARGUMENT_SPEC = {
     "secret_parameters_path": {"type": "str", "no_log": False},
     "secret_env_files": {"type": "list", "elements": "path", "default": [], "no_log": False},
     "secret_env_keys": {"type": "str", "default": SECRET_KEY_PATTERN, "no_log": False},
+    "secret_scan_required": {"type": "bool", "default": False, "no_log": False},
 }
 
 
@@ -159,7 +160,10 @@ def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.
     # Never in any output, whatever happens next (shorter values would mask common words).
     module.no_log_values.update(value for value in secrets.values() if len(value) >= MIN_LENGTH)
     if not secrets and (pending is not None or params["secret_env_files"]):
-        module.warn(f"The build was not checked for secrets: {nothing_to_look_for(params, readable)}")
+        unchecked = f"The build was not checked for secrets: {nothing_to_look_for(params, readable)}"
+        if params["secret_scan_required"]:
+            module.fail_json(msg=f"{unchecked} Nothing was written (secret_scan_required).")
+        module.warn(unchecked)
     scanned = scannable_files(files)
     found = find_secrets(scanned, secrets)
     if found:

@@ -157,6 +157,14 @@ options:
         C(STRIPE_PUBLISHABLE_KEY) and C(AUTH0_DOMAIN) do not.
     type: str
     default: (?i)(SECRET|PASS|TOKEN|PRIVATE|CREDENTIAL|API_KEY|DATABASE_URL)
+  secret_scan_required:
+    description:
+      - Fail, before anything is written, when the scan asked for by O(secret_parameters_path) or
+        O(secret_env_files) has no secret to look for, instead of warning that the build was not checked. For
+        a deployer that may not read the SecureStrings, this asks for an env file of O(secret_env_files) with the
+        backend's secrets beside the build.
+    type: bool
+    default: false
 notes:
   - The module runs where the build is, usually the controller; use C(delegate_to=localhost) or a C(localhost) play.
   - IAM permissions used are C(s3:ListBucket), C(s3:GetObject), C(s3:PutObject), C(s3:DeleteObject), and

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,14 @@ def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
         raise SystemExit(f"{title} failed")
 
 
+def stop(signum: int, _frame) -> None:
+    """SIGTERM or SIGHUP (a closed terminal) stop the demo as Ctrl-C does: everything it started goes with it."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     stack.build_test_host_image()
     timings: list = []
     with tempfile.TemporaryDirectory(prefix="flora-demo-") as work, stack.local_stack(Path(work), HOST) as local:
@@ -95,7 +103,10 @@ def main() -> int:
                 health = response.read().decode()
             ledger = json.loads(stack.host_exec(HOST, "cat", "/home/ubuntu/Flora/releases.json"))
             print(f"\nHealth: {HEALTH_URL} -> {health}")
-            print(f"Local AWS: {local['endpoint']} (CloudFront distribution {distribution})")
+            print(
+                f"Local AWS: {local['endpoint']} (frontend bucket {BUCKET}, CloudFront distribution {distribution}, "
+                f"backups in {stack.BACKUP_BUCKET})"
+            )
             print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
             for release in ledger["releases"]:
                 print(
@@ -112,7 +123,10 @@ def main() -> int:
                 print(f"  {elapsed:6.1f} s  {title}")
             print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
             if os.environ.get("FLORA_DEMO_KEEP"):
-                print(f"\nThe host {HOST} and its services keep running until Ctrl-C. To run the playbooks on it:")
+                print(
+                    f"\nThe host {HOST} and its services keep running until Ctrl-C (or SIGTERM). To run the playbooks "
+                    "on it:"
+                )
                 print(
                     f"  ANSIBLE_CONFIG={REPO}/ansible.cfg .venv/bin/ansible-playbook -i {local['inventory']}/hosts.yml \\"
                 )
@@ -126,9 +140,10 @@ def main() -> int:
                 print(
                     f"  export AWS_ACCESS_KEY_ID={deployer.access_key_id} AWS_SECRET_ACCESS_KEY={deployer.secret_access_key}"
                 )
+                print("As an administrator, who may do anything:")
                 print(
-                    "  (an administrator's keys, which may do anything: "
-                    f"{administrator['AWS_ACCESS_KEY_ID']} {administrator['AWS_SECRET_ACCESS_KEY']})"
+                    f"  export AWS_ACCESS_KEY_ID={administrator['AWS_ACCESS_KEY_ID']} "
+                    f"AWS_SECRET_ACCESS_KEY={administrator['AWS_SECRET_ACCESS_KEY']}"
                 )
                 try:
                     while True:

@@ -287,6 +287,75 @@ def test_an_account_id_that_is_not_twelve_digits_fails_before_anything_is_render
     ]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "iam_policies_frontend_bucket",
+            "s3://flora-frontend-prod/",
+            "iam_policies_frontend_bucket must be a bucket's name (not an s3:// URL or an ARN), not s3://flora-frontend-prod/",
+        ),
+        (
+            "iam_policies_distribution_id",
+            "dzmu16crq41il.cloudfront.net",
+            (
+                "iam_policies_distribution_id must be a CloudFront distribution's ID, such as E2QWRUHAPOMQZL (not its domain "
+                "name or ARN), not dzmu16crq41il.cloudfront.net"
+            ),
+        ),
+        (
+            "iam_policies_target_group_arn",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/flora-backend/0123456789abcdef",
+            (
+                "iam_policies_target_group_arn must be the ARN of a target group in ap-southeast-2 and account "
+                "123456789012"
+            ),
+        ),
+    ],
+    ids=["bucket-url", "distribution-domain", "target-group-elsewhere"],
+)
+def test_a_resource_that_is_not_named_as_its_arn_needs_fails_before_anything_is_rendered(
+    run_playbook, tmp_path, variable, value, message
+):
+    dest = tmp_path / "policies"
+    variables = {
+        "iam_policies_account_id": identities.ACCOUNT,
+        "iam_policies_frontend_bucket": BUCKET,
+        "iam_policies_create": False,
+        "iam_policies_dest": str(dest),
+        variable: value,
+    }
+    result = run_playbook(str(REPO / "playbooks" / "create_iam_policies.yml"), variables)
+    assert result.rc == 2, result
+    assert message in one_line(result.output)
+    assert not dest.exists()
+
+
+def test_the_policies_are_for_the_region_the_playbooks_run_in(run_playbook, tmp_path):
+    dest = tmp_path / "policies"
+    variables = {
+        "flora_aws_region": "us-east-1",
+        "iam_policies_account_id": identities.ACCOUNT,
+        "iam_policies_create": False,
+        "iam_policies_dest": str(dest),
+        "iam_policies_backup": "rds_snapshot",
+    }
+    result = run_playbook(str(REPO / "playbooks" / "create_iam_policies.yml"), variables)
+    assert result.rc == 0, result
+    instance = json.loads((dest / "flora-prod-backend-instance.json").read_text())
+    assert instance["Statement"][0]["Resource"] == [
+        f"arn:aws:ssm:us-east-1:{identities.ACCOUNT}:parameter/flora/prod",
+        f"arn:aws:ssm:us-east-1:{identities.ACCOUNT}:parameter/flora/prod/*",
+    ]
+    # An RDS snapshot backup without the instance to snapshot: no statement for it, and the run says so.
+    deployer = json.loads((dest / "flora-prod-deployer.json").read_text())
+    assert "SnapshotDatabase" not in identities.statement_ids(deployer)
+    assert (
+        "The deployer may snapshot no database: iam_policies_backup is rds_snapshot and "
+        "iam_policies_backup_rds_instance is empty."
+    ) in one_line(result.output)
+
+
 def test_optional_statements_follow_the_settings(aws, run_playbook, tmp_path):
     resources = create_resources(aws)
     dest = tmp_path / "policies"
@@ -376,6 +445,33 @@ def test_the_frontend_publishes_as_the_deployer(dev, tmp_path):
     ]
     env = (tmp_path / "flora-app" / "apps" / "frontend" / ".env").read_text()
     assert "VITE_AUTH0_DOMAIN='flora-demo.au.auth0.com'" in env
+
+
+def test_a_required_secret_scan_needs_the_backend_env_file_beside_the_deployers_build(dev, tmp_path):
+    with enforcing(dev["endpoint"]):
+        refused = publish_with_build_env(dev, tmp_path, frontend_publish_secret_scan_required=True)
+    assert refused.rc == 2, refused
+    assert (
+        "The build was not checked for secrets: this caller may not read the SecureString parameters under "
+        "/flora/dev (ssm:GetParametersByPath); no env file of "
+    ) in one_line(refused.output)
+    assert "Nothing was written (secret_scan_required)." in one_line(refused.output)
+    assert site_objects(localaws.boto3_client("s3", dev["endpoint"])) == {}
+
+    # The backend's secrets beside the build, as a CI secret would put them: scanned for, and published.
+    backend_env = tmp_path / "flora-app" / "apps" / "backend" / ".env"
+    backend_env.write_text("JWT_SECRET=jwt-secret-of-the-ci\nSMTP_PASS=smtp-password-of-the-ci\n")
+    with enforcing(dev["endpoint"]):
+        result = publish(
+            dev,
+            frontend_publish_build=False,
+            frontend_publish_build_dir=str(tmp_path / "flora-app" / "apps" / "frontend" / "dist"),
+            frontend_publish_secret_scan_env_files=[str(backend_env)],
+            frontend_publish_secret_scan_required=True,
+        )
+    assert result.rc == 0, result
+    scan = json.loads((tmp_path / "result.json").read_text())["publish"]["secret_scan"]
+    assert scan["secrets"] == 2 and scan["parameters_readable"] is False
 
 
 def test_old_builds_are_deleted_as_the_deployer(dev, tmp_path):

@@ -108,17 +108,25 @@ def test_findings_name_the_secret_and_its_files_never_the_value():
 class ScanningModule:
     """What check_build_for_secrets uses of AnsibleAWSModule: its parameters, warnings and values to hide."""
 
-    def __init__(self, path: str | None, env_files: list[str]):
+    def __init__(self, path: str | None, env_files: list[str], required: bool = False):
         self.params = {
             "secret_parameters_path": path,
             "secret_env_files": env_files,
             "secret_env_keys": SECRET_KEY_PATTERN,
+            "secret_scan_required": required,
         }
         self.warnings: list[str] = []
         self.no_log_values: set[str] = set()
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def fail_json(self, msg: str, **kwargs) -> None:
+        raise Failed(msg)
+
+
+class Failed(Exception):
+    """fail_json was called."""
 
 
 def read(parameters: dict | None = None, denied: bool = False) -> Future:
@@ -180,3 +188,17 @@ def test_a_scan_of_env_files_only_reports_no_parameters_read(tmp_path):
         "parameters_readable": None,
     }
     assert module.warnings == []
+
+
+def test_a_required_scan_with_nothing_to_look_for_fails(tmp_path):
+    module = ScanningModule("/flora/prod", [], required=True)
+    with pytest.raises(Failed) as failed:
+        check_build_for_secrets(module, build(tmp_path), read(denied=True))
+    assert str(failed.value) == (
+        "The build was not checked for secrets: this caller may not read the SecureString parameters under "
+        "/flora/prod (ssm:GetParametersByPath). Nothing was written (secret_scan_required)."
+    )
+    env_file = tmp_path / "backend.env"
+    env_file.write_text(BACKEND_ENV)
+    scanned = ScanningModule("/flora/prod", [str(env_file)], required=True)
+    assert check_build_for_secrets(scanned, build(tmp_path), read(denied=True))["secrets"] == 5
