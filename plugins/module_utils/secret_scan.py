@@ -163,7 +163,9 @@ def check_build_for_secrets(module: t.Any, files: t.Iterable[t.Any], pending: t.
         unchecked = f"The build was not checked for secrets: {nothing_to_look_for(params, readable)}"
         if params["secret_scan_required"]:
             module.fail_json(msg=f"{unchecked} Nothing was written (secret_scan_required).")
-        module.warn(unchecked)
+        # AnsibleAWSModule.warn would also hand the warning to exit_json, which ansible-core 2.19 reports as
+        # deprecated beside it; the AnsibleModule underneath reports it once.
+        getattr(module, "_module", module).warn(unchecked)
     scanned = scannable_files(files)
     found = find_secrets(scanned, secrets)
     if found:

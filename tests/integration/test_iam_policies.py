@@ -435,10 +435,12 @@ def test_the_frontend_publishes_as_the_deployer(dev, tmp_path):
     assert published["publish"]["secret_scan"]["parameters_readable"] is False
     assert published["publish"]["secret_scan"]["secrets"] == 0
     assert published["publish"]["secret_scan"]["files"] > 0
-    assert (
+    unchecked = (
         "The build was not checked for secrets: this caller may not read the SecureString parameters under "
         "/flora/dev (ssm:GetParametersByPath)"
-    ) in one_line(result.output)
+    )
+    assert one_line(result.output).count(unchecked) == 1
+    assert "DEPRECATION WARNING" not in result.output
     assert [item["ok"] for item in published["verify"]["checked"]] == [True] * 4
     assert invalidations(dev["endpoint"], dev["resources"]["distribution_id"]) == [
         sorted(published["invalidation"]["paths"])
