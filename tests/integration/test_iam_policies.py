@@ -153,6 +153,16 @@ def publish_with_build_env(dev: dict, tmp_path: Path, **extra):
     )
 
 
+def publish_by_alias(dev: dict, tmp_path: Path):
+    """The sample build published to the distribution found by its alias, as the deployer."""
+    return publish_sample(
+        dev,
+        tmp_path,
+        frontend_publish_distribution_id="",
+        frontend_publish_distribution_alias=f"{BUCKET}.flora.example",
+    )
+
+
 def take_backup(dev: dict, tmp_path: Path, database: int):
     """The pg_dump backup before a migration, streamed to the backup bucket as the instance role."""
     env_file = tmp_path / "backend.env"
@@ -530,6 +540,17 @@ def test_the_rds_snapshot_before_a_migration_is_taken_as_the_deployer(dev):
     ]
 
 
+def test_the_distribution_is_found_by_its_alias_as_the_deployer(dev, tmp_path):
+    prepare_flow("lookup", dev)
+    with enforcing(dev["endpoint"]):
+        result = publish_by_alias(dev, tmp_path)
+    assert result.rc == 0, result
+    published = json.loads((tmp_path / "result.json").read_text())
+    assert invalidations(dev["endpoint"], dev["resources"]["distribution_id"]) == [
+        sorted(published["invalidation"]["paths"])
+    ]
+
+
 def test_the_target_group_moves_as_the_deployer(dev):
     with enforcing(dev["endpoint"]):
         result = move_target(dev)
@@ -593,6 +614,7 @@ STATEMENTS = [
     (INVENTORY_POLICY, "DescribeInstances", "inventory", denied("ec2:DescribeInstances")),
     (INSTANCE_POLICY, "WriteDatabaseBackups", "backup", denied("s3:PutObject")),
     (DEPLOYER_POLICY, "SnapshotDatabase", "snapshot", ["Failed to describe db snapshots"]),
+    (DEPLOYER_POLICY, "FindDistribution", "lookup", Fix("deployer", "cloudfront:ListDistributions", "deployer")),
 ]
 
 
@@ -602,6 +624,8 @@ def prepare_flow(flow: str, dev: dict) -> None:
     if flow == "backup":
         s3 = localaws.boto3_client("s3", dev["endpoint"])
         s3.create_bucket(Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": localaws.REGION})
+    if flow == "lookup":
+        create_policies(dev["run"], dev["resources"], iam_policies_distribution_lookup=True)
     if flow == "snapshot":
         create_policies(
             dev["run"],
@@ -628,6 +652,8 @@ def run_flow(flow: str, dev: dict, tmp_path: Path, request) -> tuple[bool, str]:
         result = take_backup(dev, tmp_path, request.getfixturevalue("database"))
     elif flow == "snapshot":
         result = take_snapshot(dev)
+    elif flow == "lookup":
+        result = publish_by_alias(dev, tmp_path)
     else:
         identity = dev["as"].deployer if flow == "deployer_inventory" else dev["as"].inventory
         proc = run_inventory(dev["endpoint"], tmp_path, identity)
