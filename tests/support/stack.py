@@ -128,7 +128,7 @@ def allowing(stack: dict, **settings) -> Iterator[None]:
         yield
     finally:
         stack["settings"] = before
-        identities.production_identities(stack["endpoint"], **before)
+        allow(stack)
 
 
 @contextmanager
