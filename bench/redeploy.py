@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from statistics import median
 
@@ -39,27 +40,42 @@ MANUAL_SEQUENCE = (
 )
 
 
-# Steps of redeploy_backend.yml reported on their own (profile_tasks names them "<role> : <task>").
+# Steps of redeploy_backend.yml reported on their own, by task name (without the role's prefix).
 STEPS = {
-    "lock, fetch, env file and plan": "backend_redeploy : Take the deploy lock, resolve the ref, render the env file and decide",
-    "unpack": "backend_release : Unpack the commit into a work directory unless it is built",
-    "install": "backend_release : Install dependencies",
-    "build": "backend_release : Build",
-    "migrations": "backend_release : Apply database migrations",
+    "lock, fetch, env file and plan": "Take the deploy lock, resolve the ref, render the env file and decide",
+    "unpack, install and build": "Unpack, install and build the commit unless its release is built",
+    "migrations": "Apply database migrations",
     "PM2 reload, checks and record": (
-        "backend_redeploy : Switch, reload PM2 without dropping requests, verify the workers, check and record"
+        "Switch, reload PM2 without dropping requests, verify the workers, check and record"
     ),
 }
+# The steps of the one call that unpacks, installs and builds, as flora.deploy.release_dir returns them.
+BUILD_STEPS = {"unpack": "Unpack", "install": "Install dependencies", "build": "Build"}
 # The floors of the no-op: ansible-playbook's start-up and one ping of the host; ansible-playbook's start-up alone.
 PING_PLAYBOOK = Path(__file__).with_name("ping.yml")
 START_UP_PLAYBOOK = Path(__file__).with_name("start_up.yml")
-PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 
 
-def step_times(output: str) -> dict[str, float]:
-    """Seconds per step from ansible.posix.profile_tasks' summary."""
-    tasks = {m["task"].strip(): float(m["seconds"]) for m in PROFILE_LINE.finditer(output)}
-    return {step: sum(v for task, v in tasks.items() if task.endswith(name)) for step, name in STEPS.items()}
+def seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def step_times(report: dict) -> dict[str, float]:
+    """Seconds per step from the ansible.posix.json callback's report: the tasks' durations, and the build's steps
+    as the module timed them."""
+    times = dict.fromkeys([*STEPS, *BUILD_STEPS], 0.0)
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"].rsplit(" : ", 1)[-1]
+            duration = task["task"]["duration"]
+            for step, task_name in STEPS.items():
+                if name == task_name:
+                    times[step] += seconds(duration["end"]) - seconds(duration["start"])
+            for result in task["hosts"].values():
+                for done in result.get("steps", []):
+                    for step, step_name in BUILD_STEPS.items():
+                        times[step] += done["seconds"] if done["name"] == step_name else 0.0
+    return times
 
 
 def as_app_user(script: str, env: dict) -> None:
@@ -163,13 +179,20 @@ def push_dependency_change(origin: Path, base: str) -> str:
 
 def run(local: dict, app: str) -> list[str]:
     env = local["env"]
-    outputs = []
+    reports = []
 
     def ours(ref: str) -> None:
-        result = stack.playbook(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+        result = subprocess.run(
+            stack.playbook_command(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}"),
+            cwd=stack.REPO,
+            env=dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise SystemExit(result.stdout[-4000:])
-        outputs.append(result.stdout)
+        reports.append(json.loads(result.stdout))
 
     def manual(ref: str) -> None:
         as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref=ref), env)
@@ -182,10 +205,6 @@ def run(local: dict, app: str) -> list[str]:
             raise SystemExit(result.stdout[-4000:])
         return time.perf_counter() - start
 
-    # The task timings of the redeploy, for where its time goes; the variable replaces ansible.cfg's list, which
-    # is named again so every run ends as a user's run does.
-    env["ANSIBLE_CALLBACKS_ENABLED"] = "flora.deploy.fast_exit,ansible.posix.profile_tasks"
-    env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
     app_env = {"pm2_app_env": {"NODE_ENV": "production", "FLORA_STARTUP_DELAY_MS": STARTUP_DELAY_MS}}
     with MemoryWatch(HOST, stack.podman_env()) as bootstrap_memory:
         bootstrap = stack.playbook(local, "bootstrap_ec2.yml", "-e", json.dumps(app_env))
@@ -205,13 +224,13 @@ def run(local: dict, app: str) -> list[str]:
         with SteadyLoad(ours_url) as load:
             ours_change.append(timed(lambda ref=ref: ours(ref), ours_url, answer))
         ours_loads.append(load)
-        steps.append(step_times(outputs[-1]))
+        steps.append(step_times(reports[-1]))
         with SteadyLoad(manual_url) as load:
             manual_change.append(timed(lambda ref=ref: manual(ref), manual_url, answer))
         manual_loads.append(load)
     for _round in refs:
         ours_noop.append(timed(lambda: ours(refs[-1]), ours_url, f"Flora backend {refs[-1]} is running"))
-        noop_steps.append(step_times(outputs[-1])["lock, fetch, env file and plan"])
+        noop_steps.append(step_times(reports[-1])["lock, fetch, env file and plan"])
         pings.append(floor(PING_PLAYBOOK))
         start_ups.append(floor(START_UP_PLAYBOOK))
         manual_noop.append(timed(lambda: manual(refs[-1]), manual_url, f"Flora backend {refs[-1]} is running"))
@@ -227,7 +246,8 @@ def run(local: dict, app: str) -> list[str]:
     def failed(loads: list[SteadyLoad]) -> str:
         return f"{sum(len(load.failures) for load in loads)} of {sum(load.sent for load in loads)}"
 
-    change_steps = {step: median(round_steps[step] for round_steps in steps) for step in STEPS}
+    change_steps = {step: median(round_steps[step] for round_steps in steps) for step in [*STEPS, *BUILD_STEPS]}
+    in_build = ", ".join(f"{step} {change_steps.pop(step):.2f} s" for step in BUILD_STEPS)
     return [
         f"### Backend redeploy, {app}: redeploy_backend.yml vs the manual sequence (same host, app starts in 1.5 s)",
         f"Each time runs until the app serves the new code again; medians of {ROUNDS} rounds (each round in brackets).",
@@ -259,6 +279,8 @@ def run(local: dict, app: str) -> list[str]:
         + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in change_steps.items())
         + f", everything else {median(ours_change) - sum(change_steps.values()):.1f} s (ansible-playbook start-up, "
         "the export and the tasks that run on the controller). "
+        f"Inside the call that unpacks, installs and builds, as the module timed its steps: {in_build}; the rest of "
+        "the call is Ansible's (building the module on the controller, sending it, starting it on the host). "
         "The PM2 reload replaces all workers at once, each old "
         "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
         "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",

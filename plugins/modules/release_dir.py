@@ -6,15 +6,14 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: release_dir
-short_description: Prepare and finish a backend release directory on the host
+short_description: Build a backend release directory on the host in one call
 version_added: 0.1.0
 description:
-  - A commit is built in a work directory beside the releases (C(<releases_dir>/.<commit>.partial)) and becomes
-    C(<releases_dir>/<commit>) once built, with a C(.flora-release) marker written last inside it. The live
-    release is never touched.
-  - With O(state=unpacked), unless the release is built already, exports the commit from the repository cache O(repo)
-    into a fresh work directory (whatever an interrupted build left there goes), links the backend's C(.env) to
-    O(env_file), and reads the root's and the backend's C(package.json) and the version of the pnpm on C(PATH).
+  - Unless C(<releases_dir>/<commit>) is built already, builds the commit O(commit) into it in one call to the
+    host, each step only after the last succeeded.
+  - Unpack. Exports the commit from the repository cache O(repo) into a fresh work directory beside the releases
+    (C(<releases_dir>/.<commit>.partial); whatever an interrupted build left there goes) and links the backend's
+    C(.env) to O(env_file).
   - With O(share_deps), a commit whose dependencies (the files matching O(deps_files), the install and generate
     commands, the Node.js version and the architecture) are those of a release already built links that release's
     installed packages from O(deps_dir) instead of installing again (RV(deps_linked)).
@@ -22,19 +21,32 @@ description:
     the same dependency key when the install could not be shared), its build output is carried into the work
     directory for an incremental build, keeping only the files tsc emits for the new commit's sources
     (C(tsc --showConfig) in the work directory), so the output of a deleted or renamed source does not survive.
-  - With O(state=built), shares a fresh install in O(deps_dir) for the next releases, writes the marker and renames
-    the work directory to the release directory.
+  - Install. Unless a shared install was linked, runs O(install_command), then O(generate_command) when the
+    backend has the script O(generate_script). With O(share_deps) the fresh install then moves to O(deps_dir) for
+    the next releases, before the build, so the build finds the packages where those releases will (their
+    incremental builds start from build info that names the same files). When the pnpm on C(PATH) is not the one
+    the app pins in its C(packageManager) (or O(pnpm_version)), and O(check_pnpm) is set, it stops after unpacking
+    instead and returns RV(pnpm_required), so that the caller installs that pnpm (this module runs as the app
+    user, who cannot) and calls it again.
+  - Build. Runs O(build_command).
+  - Then the C(.flora-release) marker is written last inside the work directory, and the work directory is
+    renamed to the release directory. A release directory without its marker never exists. A failed step leaves
+    the releases, the live one among them, as they were; only a shared install it made stays, for the next
+    release with the same dependencies.
+  - The install and the build are the app's own commands. They run with C(/bin/bash -c) in the work directory, at
+    the niceness O(nice), with the module's environment (the task's C(environment)).
 author:
   - Flora platform team (@flora-marketplace)
 options:
   state:
-    description: V(unpacked) prepares the work directory; V(built) turns it into the release directory.
+    description: V(built) builds the release unless it is built.
     type: str
-    choices: [unpacked, built]
-    required: true
+    choices: [built]
+    default: built
   repo:
     description: The bare repository cache on the host.
     type: path
+    required: true
   commit:
     description: The commit to build.
     type: str
@@ -66,19 +78,25 @@ options:
     elements: str
     default: [pnpm-lock.yaml, pnpm-workspace.yaml, "**/package.json", "**/.npmrc", .pnpmfile.cjs, patches/**, "**/*.prisma"]
   install_command:
-    description: The install command, part of the dependency key.
+    description: The install command, run in the work directory; part of the dependency key.
     type: str
-    default: ""
+    required: true
   generate_command:
     description:
-      - The command that generates code into the installed packages (Prisma's client), part of the dependency key.
-      - Returned as RV(generate_command) only when the backend's C(package.json) has the script O(generate_script).
+      - The command that generates code into the installed packages (Prisma's client), run after the install;
+        part of the dependency key.
+      - Run, and returned as RV(generate_command), only when the backend's C(package.json) has the script
+        O(generate_script).
     type: str
     default: ""
   generate_script:
     description: The backend script O(generate_command) runs.
     type: str
     default: db:generate
+  build_command:
+    description: The build command, run in the work directory.
+    type: str
+    required: true
   carry_build_from:
     description: The release directory whose build output an incremental build starts from (the live release).
     type: path
@@ -91,59 +109,60 @@ options:
     description: The tsconfig file of the build, relative to the backend's directory.
     type: str
     default: tsconfig.json
-  deps_key:
-    description: With O(state=built), the dependency key RV(deps_key) the unpacking returned.
-    type: str
-  deps_linked:
-    description: With O(state=built), whether the unpacking linked a shared install (RV(deps_linked)).
+  check_pnpm:
+    description:
+      - Before an install, check that the pnpm on C(PATH) is the one to install with, and stop after unpacking
+        (RV(pnpm_required)) when it is not. V(false) installs with whatever pnpm there is.
     type: bool
-    default: false
+    default: true
+  pnpm_version:
+    description: The pnpm version to install with, when not the one the app pins. Empty follows the app.
+    type: str
+    default: ""
+  nice:
+    description: The niceness the install and the build run at, so that the live app on the same CPUs comes first.
+    type: int
+    default: 10
 extends_documentation_fragment:
   - flora.deploy.attributes
 attributes:
   check_mode:
     support: full
-    details: Reports whether the release is built and would be unpacked; changes nothing.
+    details: Reports whether the release is built, and would be built; changes nothing.
   diff_mode:
     support: none
   idempotent:
     support: full
     details: A built release is left as it is.
 notes:
-  - Run it as the app user, who owns the releases and the repository cache (C(become_user)), with C(node) on C(PATH).
+  - Run it as the app user, who owns the releases and the repository cache (C(become_user)), with C(node) and the
+    app's package manager on C(PATH).
+  - The install's and the build's output is returned as it is (RV(steps)), and with a failed step as RV(stdout)
+    and RV(stderr).
 seealso:
   - module: flora.deploy.release_activate
 """
 
 EXAMPLES = r"""
-- name: Export the commit into a work directory unless it is built
+- name: Unpack, install and build the commit unless its release is built
   flora.deploy.release_dir:
-    state: unpacked
     repo: /home/ubuntu/Flora/repo.git
     commit: 3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d
+    ref: main
     releases_dir: /home/ubuntu/Flora/releases
     env_file: /home/ubuntu/Flora/shared/backend.env
     deps_dir: /home/ubuntu/Flora/deps
-    install_command: pnpm install --frozen-lockfile --filter backend...
+    install_command: pnpm install --frozen-lockfile --filter backend... --store-dir /home/ubuntu/Flora/.pnpm-store
     generate_command: pnpm --filter backend db:generate
+    build_command: pnpm --filter backend build --incremental --tsBuildInfoFile dist/.tsbuildinfo
     carry_build_from: /home/ubuntu/Flora/releases/0d4c6f7e2b9a8c1d3e5f7a9b0c2d4e6f8a1b3c5d
     build_info: dist/.tsbuildinfo
   become: true
   become_user: ubuntu
-  register: unpacked
-
-- name: Publish the built release
-  flora.deploy.release_dir:
-    state: built
-    commit: 3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d
-    ref: main
-    releases_dir: /home/ubuntu/Flora/releases
-    deps_dir: /home/ubuntu/Flora/deps
-    deps_key: "{{ unpacked.deps_key }}"
-    deps_linked: "{{ unpacked.deps_linked }}"
-  become: true
-  become_user: ubuntu
-  when: not unpacked.built
+  environment:
+    PATH: /usr/local/bin:/usr/bin:/bin
+    NODE_OPTIONS: --max-old-space-size=512
+  register: release
 """
 
 RETURN = r"""
@@ -156,73 +175,92 @@ release_dir:
   returned: always
   type: str
 work_dir:
-  description: The work directory the install and the build run in.
-  returned: with O(state=unpacked)
+  description: The work directory the install and the build run in (the release directory when it was built).
+  returned: always
   type: str
-packages:
-  description: The root's and the backend's C(package.json) (V(root), V(backend)).
-  returned: with O(state=unpacked) when the commit was exported
-  type: dict
 package_manager:
   description: The root C(package.json)'s C(packageManager) field ('' when it has none).
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: str
 pnpm_version:
   description: The version of the pnpm on C(PATH) ('' when there is none).
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: str
+pnpm_required:
+  description:
+    - Whether the call stopped after unpacking because the install needs another pnpm than the one on C(PATH)
+      (RV(package_manager), or O(pnpm_version)). Nothing was installed or built.
+  returned: when the commit was unpacked
+  type: bool
 generate_command:
   description: O(generate_command) when the backend has the script O(generate_script), else ''.
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: str
 deps_key:
   description: The key of the commit's dependencies.
-  returned: with O(state=unpacked) and O(share_deps) when the commit was exported
+  returned: when the commit was unpacked with O(share_deps)
   type: str
 deps_linked:
   description: Whether a shared install was linked into the work directory (no install needed).
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: bool
 build_carried:
   description: Whether the build output of O(carry_build_from) was carried over for an incremental build.
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: bool
 build_carried_note:
   description: Where the build output came from, or why none was carried.
-  returned: with O(state=unpacked) when the commit was exported
+  returned: when the commit was unpacked
   type: str
 stale_outputs:
   description: Carried files that the new commit's sources no longer produce, deleted before the build.
-  returned: with O(state=unpacked) when the build output was carried
+  returned: when the build output was carried
   type: list
   elements: str
+installed:
+  description: Whether the dependencies were installed (no shared install could be linked).
+  returned: when the release was built
+  type: bool
 shared:
-  description: What became of the install (shared for the next releases, or kept in the release, and why).
-  returned: with O(state=built) and O(share_deps)
+  description: What became of a fresh install (shared for the next releases, or kept in the release, and why).
+  returned: when the release was built with a fresh install and O(share_deps)
+  type: str
+steps:
+  description:
+    - The steps that ran, in order, each with its V(name) (V(Unpack), V(Install dependencies), V(Build)) and
+      V(seconds); a command's step also with its V(cmd), V(rc), V(stdout) and V(stderr).
+  returned: when the commit was unpacked
+  type: list
+  elements: dict
+failed_step:
+  description: The step that failed (V(Unpack), V(Install dependencies) or V(Build)).
+  returned: failure
+  type: str
+stdout:
+  description: The failed command's standard output.
+  returned: failure of a command
+  type: str
+stderr:
+  description: The failed command's standard error.
+  returned: failure of a command
   type: str
 """
 
 import json
 import os
-import platform
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.release_deps import (
-    deps_adopt,
-    deps_link,
-    same_dependencies,
-    write_key,
+from ansible_collections.flora.deploy.plugins.module_utils.release_build import (
+    ReleaseBuild,
+    StepFailed,
+    pnpm_mismatch,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import (
     ReleaseError,
-    carry_build_output,
-    export_commit,
     installed_pnpm_version,
     is_built,
-    publish,
-    read_package,
     work_dir,
 )
 
@@ -232,58 +270,6 @@ def node_version(module) -> str:
     if rc != 0:
         module.fail_json(msg=f"node --version failed: {err.strip() or out.strip()}")
     return out.strip()
-
-
-def unpack(module, release_dir, work):
-    params = module.params
-    export_commit(params["repo"], params["commit"], work)
-    app = os.path.join(work, params["app_dir"])
-    if params["env_file"]:
-        os.symlink(params["env_file"], os.path.join(app, ".env"))
-    packages = {
-        "root": read_package(os.path.join(work, "package.json")),
-        "backend": read_package(os.path.join(app, "package.json")),
-    }
-    has_script = params["generate_script"] in (packages["backend"].get("scripts") or {})
-    generate = params["generate_command"] if params["generate_command"] and has_script else ""
-    result = dict(
-        changed=True,
-        built=False,
-        release_dir=release_dir,
-        work_dir=work,
-        packages=packages,
-        package_manager=str(packages["root"].get("packageManager") or ""),
-        pnpm_version=installed_pnpm_version(shutil.which("pnpm")),
-        generate_command=generate,
-        deps_linked=False,
-        build_carried=False,
-        build_carried_note="no release to carry the build output from",
-    )
-    if params["share_deps"]:
-        inputs = [params["install_command"], generate, node_version(module), platform.machine()]
-        key, linked = deps_link(
-            params["deps_dir"], work, params["repo"], params["commit"], params["deps_files"], inputs
-        )
-        write_key(work, key)
-        result.update(deps_key=key, deps_linked=linked)
-    previous = params["carry_build_from"]
-    if previous and params["build_info"]:
-        if not same_dependencies(work, previous, result.get("deps_key", "")):
-            result["build_carried_note"] = f"the dependencies differ from those of {previous}: a full build"
-        else:
-            # Before an install that could not be linked, the work directory has no tsc yet: the previous
-            # release's, of the same dependencies, reads the work directory's configuration.
-            tsc_app = app if result["deps_linked"] else os.path.join(previous, params["app_dir"])
-            carried, note, stale = carry_build_output(
-                os.path.join(previous, params["app_dir"]),
-                app,
-                params["build_info"],
-                lambda: show_config(module, app, tsc_app),
-            )
-            result.update(build_carried=carried, build_carried_note=note)
-            if carried:
-                result["stale_outputs"] = stale
-    return result
 
 
 def show_config(module, app, tsc_app) -> dict:
@@ -300,8 +286,8 @@ def show_config(module, app, tsc_app) -> dict:
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["unpacked", "built"], required=True),
-            repo=dict(type="path"),
+            state=dict(type="str", choices=["built"], default="built"),
+            repo=dict(type="path", required=True),
             commit=dict(type="str", required=True),
             ref=dict(type="str"),
             releases_dir=dict(type="path", required=True),
@@ -322,16 +308,18 @@ def main():
                     "**/*.prisma",
                 ],
             ),
-            install_command=dict(type="str", default=""),
+            install_command=dict(type="str", required=True),
             generate_command=dict(type="str", default=""),
             generate_script=dict(type="str", default="db:generate"),
+            build_command=dict(type="str", required=True),
             carry_build_from=dict(type="path"),
             build_info=dict(type="str"),
             tsconfig=dict(type="str", default="tsconfig.json"),
-            deps_key=dict(type="str", no_log=False),
-            deps_linked=dict(type="bool", default=False),
+            check_pnpm=dict(type="bool", default=True),
+            pnpm_version=dict(type="str", default=""),
+            nice=dict(type="int", default=10),
         ),
-        required_if=[["state", "unpacked", ["repo"]], ["share_deps", True, ["deps_dir"]]],
+        required_if=[["share_deps", True, ["deps_dir"]]],
         supports_check_mode=True,
     )
     params = module.params
@@ -341,18 +329,31 @@ def main():
         module.exit_json(changed=False, built=True, release_dir=release_dir, work_dir=release_dir)
     if module.check_mode:
         module.exit_json(changed=True, built=False, release_dir=release_dir, work_dir=work)
+
+    def run(command, cwd):
+        return module.run_command(["nice", "-n", str(params["nice"]), "/bin/bash", "-c", command], cwd=cwd)
+
+    build = ReleaseBuild(
+        params,
+        work,
+        run,
+        node_version=lambda: node_version(module),
+        show_config=lambda app, tsc_app: show_config(module, app, tsc_app),
+    )
+    result = dict(changed=True, built=False, release_dir=release_dir, work_dir=work)
     try:
-        if params["state"] == "unpacked":
-            module.exit_json(**unpack(module, release_dir, work))
-        result = dict(changed=True, built=False, release_dir=release_dir)
-        if params["share_deps"] and not params["deps_linked"]:
-            if not params["deps_key"]:
-                module.fail_json(msg="deps_key is required to share a fresh install (the unpacking's deps_key)")
-            result["shared"] = deps_adopt(params["deps_dir"], params["deps_key"], work)
-        publish(work, release_dir, params["commit"], params["ref"])
-    except (ReleaseError, OSError) as e:
-        module.fail_json(msg=f"Release {params['commit'][:12]}: {e}")
-    module.exit_json(**result)
+        result.update(build.unpack())
+        result["pnpm_version"] = installed_pnpm_version(shutil.which("pnpm"))
+        result["pnpm_required"] = (
+            params["check_pnpm"]
+            and not result["deps_linked"]
+            and pnpm_mismatch(result["package_manager"], result["pnpm_version"], params["pnpm_version"])
+        )
+        if not result["pnpm_required"]:
+            result.update(build.finish(result))
+    except StepFailed as e:
+        module.fail_json(msg=f"Release {params['commit'][:12]}: {e}", failed_step=e.step, steps=build.steps, **e.details)
+    module.exit_json(steps=build.steps, **result)
 
 
 if __name__ == "__main__":

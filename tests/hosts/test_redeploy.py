@@ -29,6 +29,7 @@ ROOT = "/home/ubuntu/Flora"
 PM2 = "PM2_HOME=/home/ubuntu/.pm2 PATH=/usr/local/bin:$PATH pm2"
 PM2_LOG = "/home/ubuntu/.pm2/pm2.log"
 ACTIVATE = "Switch, reload PM2 without dropping requests, verify the workers, check and record"
+BUILD = "Unpack, install and build the commit unless its release is built"
 
 
 def host_exec(*cmd: str) -> str:
@@ -169,7 +170,7 @@ def test_check_mode_reports_the_plan_and_changes_nothing(host):
         said["msg"],
     ), said["msg"]
     assert checked.ran("Take the deploy lock, resolve the ref, render the env file and decide")
-    assert not checked.results("Unpack the commit into a work directory unless it is built")
+    assert not checked.results(BUILD)
     assert not checked.results(ACTIVATE)
     assert host_state() == before
 
@@ -213,9 +214,12 @@ def test_a_new_commit_is_served_without_dropping_requests_though_the_app_exits_a
             assert events[:index].count("listening") >= sum(e.startswith("stop") for e in events[: index + 1]), events
     assert unlisted_workers() == set()
     # The same dependencies as main: the shared install is linked, nothing installed, pnpm left as it is.
-    assert run.result("Unpack the commit into a work directory unless it is built")["deps_linked"]
-    assert not run.ran("Install dependencies") and not run.ran("Keep pnpm matching the app's packageManager")
-    assert shared_install(v2) == shared_install(main) and shared_install(v2).startswith(f"{ROOT}/deps/")
+    built = run.result(BUILD)
+    assert built["deps_linked"] and not built["installed"]
+    assert [step["name"] for step in built["steps"]] == ["Unpack", "Build"]
+    assert not run.ran("Keep pnpm matching the app's packageManager")
+    # The builds' tools keep their compiled code in the app user's own compile cache.
+    assert host_exec("find", f"{ROOT}/.cache/node-compile-cache", "-type", "f", "-user", "ubuntu")
     # No migration changed: the step is skipped, and the run says so.
     assert not run.ran("Apply database migrations")
     assert run.result("Say what this run does")["msg"].endswith(
@@ -304,7 +308,7 @@ def test_a_secret_change_alone_reloads_without_a_build(host):
     assert (
         run.result("Say what this run does")["msg"] == f"reload {v2[:12]} with the new env file; the env file changed"
     )
-    assert not run.results("Unpack the commit into a work directory unless it is built")
+    assert not run.results(BUILD)
     activated = run.result(ACTIVATE)
     assert not activated["switched"] and activated["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
     # One worker at a time: the second starts only once the first old one was told to stop.
@@ -535,11 +539,19 @@ def test_a_change_to_a_file_the_install_depends_on_installs_afresh_within_a_t2_m
     print(f"\nredeploy with a dependency change: {memory.report()}")
     assert memory.limit == 1024**3 and memory.oom_kills == 0
     assert run.rc == 0, run
-    assert not run.result("Unpack the commit into a work directory unless it is built")["deps_linked"]
-    assert run.result("Install dependencies")["changed"]
+    built = run.result(BUILD)
+    assert not built["deps_linked"] and built["installed"]
+    assert [step["name"] for step in built["steps"]] == ["Unpack", "Install dependencies", "Build"]
     assert health_message() == "Flora backend new-package-json is running"
     fresh = shared_install(host["commits"]["new-package-json"])
     assert fresh.startswith(f"{ROOT}/deps/") and fresh != shared_install(v2)
+    # The install was shared before the build: tsc's build info names the packages where the next releases with
+    # these dependencies find them, so their incremental builds do not take them for changed files.
+    build_info = host_exec(
+        "cat", f"{ROOT}/releases/{host['commits']['new-package-json']}/apps/backend/dist/.tsbuildinfo"
+    )
+    assert f"{fresh.removeprefix(ROOT)}/.pnpm/@types+node@" in build_info
+    assert "/node_modules/.pnpm/@types+node@" not in build_info
     assert {fresh, shared_install(v2)} <= set(deps_dirs())
 
 
@@ -554,11 +566,9 @@ def test_an_incremental_build_keeps_no_output_of_a_deleted_source(host):
 
     assert with_module.rc == 0 and without_module.rc == 0, (with_module, without_module)
     for run, commit in ((with_module, added), (without_module, deleted)):
-        unpacked = run.result("Unpack the commit into a work directory unless it is built")
+        unpacked = run.result(BUILD)
         assert unpacked["build_carried"], unpacked["build_carried_note"]
-    assert without_module.result("Unpack the commit into a work directory unless it is built")["stale_outputs"] == [
-        "dist/legacy.js"
-    ]
+    assert without_module.result(BUILD)["stale_outputs"] == ["dist/legacy.js"]
     outputs = f"{ROOT}/releases/{{}}/apps/backend/dist"
     assert "legacy.js" in host_exec("ls", outputs.format(added)).split()
     assert host_exec("ls", outputs.format(deleted)).split() == ["index.js"]

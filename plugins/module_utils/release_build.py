@@ -1,0 +1,167 @@
+# Copyright: Flora platform team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A backend release built from a commit in one call to the host, for flora.deploy.release_dir.
+
+The steps, each only after the last succeeded: unpack the commit into a fresh work directory beside the releases
+(the shared env file linked in, a shared install linked when one has the commit's dependencies, the previous
+release's build output carried for an incremental build); install the dependencies unless a shared install was
+linked (and generate the database client), and share a fresh install for the next releases; build; write the
+marker and rename the work directory to the release directory. Nothing outside the work directory changes before the
+rename, so a failed step leaves the releases as they were.
+
+The install and the build are the app's own commands, run by ``run(command, cwd)``; the steps are named as the
+redeploy reports them ("Unpack", "Install dependencies", "Build").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import typing as t
+
+from ansible_collections.flora.deploy.plugins.module_utils.release_deps import (
+    deps_adopt,
+    deps_link,
+    same_dependencies,
+    write_key,
+)
+from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import (
+    ReleaseError,
+    carry_build_output,
+    export_commit,
+    publish,
+    read_package,
+)
+
+UNPACK, INSTALL, BUILD = "Unpack", "Install dependencies", "Build"
+
+# run(command, cwd) -> (exit code, standard output, standard error)
+Runner = t.Callable[[str, str], "tuple[int, str, str]"]
+
+
+class StepFailed(Exception):
+    """A step of the build failed; ``details`` are its command, exit code and output, when it ran one."""
+
+    def __init__(self, step: str, msg: str, **details: t.Any):
+        super().__init__(msg)
+        self.step = step
+        self.details = details
+
+
+def pnpm_mismatch(package_manager: str, installed: str, wanted: str = "") -> bool:
+    """Whether the pnpm on PATH (version ``installed``, '' when none) is not the one to install with: the one the
+    app pins in ``package_manager`` ("pnpm@10.12.1", maybe with "+sha..."), or ``wanted`` when given. With no pin
+    and no wanted version, the pnpm role decides, so it is a mismatch too."""
+    if not installed or (wanted and wanted != installed):
+        return True
+    return re.match(r"pnpm@" + re.escape(installed) + r"(\+|$)", package_manager) is None
+
+
+class ReleaseBuild:
+    """Building the release of ``params["commit"]`` (release_dir's options) in ``work``."""
+
+    def __init__(
+        self,
+        params: t.Mapping[str, t.Any],
+        work: str,
+        run: Runner,
+        node_version: t.Callable[[], str],
+        show_config: t.Callable[[str, str], dict],
+        clock: t.Callable[[], float] = time.monotonic,
+    ):
+        self.params = params
+        self.work = work
+        self.app = os.path.join(work, params["app_dir"])
+        self.run = run
+        self.node_version = node_version
+        self.show_config = show_config
+        self.clock = clock
+        self.steps: list[dict[str, t.Any]] = []
+
+    def unpack(self) -> dict[str, t.Any]:
+        """A fresh work directory with the commit's files; what the next steps need to know about it."""
+        started = self.clock()
+        params = self.params
+        try:
+            export_commit(params["repo"], params["commit"], self.work)
+            if params["env_file"]:
+                os.symlink(params["env_file"], os.path.join(self.app, ".env"))
+            root = read_package(os.path.join(self.work, "package.json"))
+            backend = read_package(os.path.join(self.app, "package.json"))
+            has_script = params["generate_script"] in (backend.get("scripts") or {})
+            result: dict[str, t.Any] = dict(
+                package_manager=str(root.get("packageManager") or ""),
+                generate_command=params["generate_command"] if params["generate_command"] and has_script else "",
+                deps_linked=False,
+                build_carried=False,
+                build_carried_note="no release to carry the build output from",
+            )
+            if params["share_deps"]:
+                inputs = [
+                    params["install_command"],
+                    result["generate_command"],
+                    self.node_version(),
+                    os.uname().machine,
+                ]
+                key, linked = deps_link(
+                    params["deps_dir"], self.work, params["repo"], params["commit"], params["deps_files"], inputs
+                )
+                write_key(self.work, key)
+                result.update(deps_key=key, deps_linked=linked)
+            result.update(self.carry_build(result))
+        except (ReleaseError, OSError) as e:
+            raise StepFailed(UNPACK, str(e)) from e
+        self.steps.append({"name": UNPACK, "seconds": round(self.clock() - started, 3)})
+        return result
+
+    def carry_build(self, unpacked: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        previous, build_info = self.params["carry_build_from"], self.params["build_info"]
+        if not previous or not build_info:
+            return {}
+        if not same_dependencies(self.work, previous, unpacked.get("deps_key", "")):
+            return {"build_carried_note": f"the dependencies differ from those of {previous}: a full build"}
+        # Before an install that could not be linked, the work directory has no tsc yet: the previous release's,
+        # of the same dependencies, reads the work directory's configuration.
+        tsc_app = self.app if unpacked["deps_linked"] else os.path.join(previous, self.params["app_dir"])
+        carried, note, stale = carry_build_output(
+            os.path.join(previous, self.params["app_dir"]),
+            self.app,
+            build_info,
+            lambda: self.show_config(self.app, tsc_app),
+        )
+        return dict(build_carried=carried, build_carried_note=note, **({"stale_outputs": stale} if carried else {}))
+
+    def command(self, step: str, command: str) -> None:
+        """The app's own command in the work directory; StepFailed when it exits non-zero."""
+        started = self.clock()
+        rc, out, err = self.run(command, self.work)
+        record = {"name": step, "cmd": command, "rc": rc, "stdout": out, "stderr": err}
+        self.steps.append(dict(record, seconds=round(self.clock() - started, 3)))
+        if rc != 0:
+            raise StepFailed(step, f"{step} failed: `{command}` exited with {rc} in {self.work}", **record)
+
+    def finish(self, unpacked: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Install and share the install unless a shared install was linked, build, and publish the release.
+
+        A fresh install is shared before the build, so the build resolves the packages where every later release
+        with the same dependencies does: tsc's build info then names the same files, and the next release's
+        incremental build does not take every dependency's types for changed ones."""
+        params = self.params
+        installed = not unpacked["deps_linked"]
+        result: dict[str, t.Any] = {"installed": installed}
+        if installed:
+            self.command(INSTALL, params["install_command"])
+            if unpacked["generate_command"]:
+                self.command(INSTALL, unpacked["generate_command"])
+            if params["share_deps"]:
+                try:
+                    result["shared"] = deps_adopt(params["deps_dir"], unpacked["deps_key"], self.work)
+                except (ReleaseError, OSError) as e:
+                    raise StepFailed(INSTALL, f"the install could not be shared: {e}") from e
+        self.command(BUILD, params["build_command"])
+        try:
+            publish(self.work, os.path.join(params["releases_dir"], params["commit"]), params["commit"], params["ref"])
+        except (ReleaseError, OSError) as e:
+            raise StepFailed(BUILD, f"the built release could not be made a release directory: {e}") from e
+        return result

@@ -1,0 +1,232 @@
+"""module_utils/release_build.py: a release built from a commit in one call, on a real repository and real
+directories; the app's commands (install, generate, build) are a stand-in that writes what they would write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.flora.deploy.plugins.module_utils.release_build import (
+    BUILD,
+    INSTALL,
+    UNPACK,
+    ReleaseBuild,
+    StepFailed,
+    pnpm_mismatch,
+)
+from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import is_built, work_dir
+
+INSTALL_COMMAND = "pnpm install --frozen-lockfile --filter backend..."
+BUILD_COMMAND = "pnpm --filter backend build"
+GENERATE_COMMAND = "pnpm --filter backend db:generate"
+
+
+def write(path: Path, text: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+class Repo:
+    def __init__(self, path: Path):
+        self.path = path
+        subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+
+    def commit(self, files: dict[str, str]) -> str:
+        for name, text in files.items():
+            write(self.path / name, text)
+        subprocess.run(["git", "-C", str(self.path), "add", "-A"], check=True)
+        subprocess.run(
+            ["git", "-C", str(self.path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+            check=True,
+        )
+        return subprocess.run(
+            ["git", "-C", str(self.path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+
+class App:
+    """The app's commands as they behave: the install writes node_modules, the build writes dist/."""
+
+    def __init__(self, fail: dict[str, tuple[int, str, str]] | None = None):
+        self.ran: list[tuple[str, str]] = []
+        self.built_with_store: list[str] = []
+        self.fail = fail or {}
+
+    def __call__(self, command: str, cwd: str) -> tuple[int, str, str]:
+        self.ran.append((command, cwd))
+        if command in self.fail:
+            return self.fail[command]
+        work = Path(cwd)
+        if command == INSTALL_COMMAND:
+            write(work / "node_modules/.pnpm/express@4.21.2/node_modules/express/index.js", "express\n")
+            write(work / "node_modules/.modules.yaml", "layoutVersion: 5\n")
+            (work / "apps/backend/node_modules").mkdir(parents=True)
+            (work / "apps/backend/node_modules/express").symlink_to(
+                "../../../node_modules/.pnpm/express@4.21.2/node_modules/express"
+            )
+            return 0, "Packages: +1\nDone\n", ""
+        if command == BUILD_COMMAND:
+            self.built_with_store.append(os.path.realpath(work / "node_modules/.pnpm"))
+            source = (work / "apps/backend/src/index.ts").read_text()
+            write(work / "apps/backend/dist/index.js", source)
+            return 0, "> backend@1.0.0 build\n> tsc\n", ""
+        return 0, "", ""
+
+
+def options(tmp_path: Path, repo: Repo, commit: str, **overrides) -> dict:
+    return {
+        "repo": str(repo.path / ".git"),
+        "commit": commit,
+        "ref": "main",
+        "releases_dir": str(tmp_path / "releases"),
+        "app_dir": "apps/backend",
+        "env_file": str(tmp_path / "shared/backend.env"),
+        "share_deps": True,
+        "deps_dir": str(tmp_path / "deps"),
+        "deps_files": ["pnpm-lock.yaml", "**/package.json"],
+        "install_command": INSTALL_COMMAND,
+        "generate_command": GENERATE_COMMAND,
+        "generate_script": "db:generate",
+        "build_command": BUILD_COMMAND,
+        "carry_build_from": None,
+        "build_info": None,
+        **overrides,
+    }
+
+
+def build_release(params: dict, app: App) -> tuple[ReleaseBuild, dict]:
+    """Unpack and finish, as flora.deploy.release_dir does when the pnpm on PATH is the right one."""
+    (Path(params["releases_dir"])).mkdir(exist_ok=True)
+    build = ReleaseBuild(
+        params,
+        work_dir(params["releases_dir"], params["commit"]),
+        app,
+        node_version=lambda: "v24.21.0",
+        show_config=lambda app_dir, tsc_app: {},
+    )
+    unpacked = build.unpack()
+    return build, {**unpacked, **build.finish(unpacked)}
+
+
+@pytest.fixture
+def repo(tmp_path) -> Repo:
+    return Repo(tmp_path / "repo")
+
+
+def app_files(version: str, scripts: dict | None = None) -> dict[str, str]:
+    return {
+        "package.json": json.dumps({"name": "flora", "packageManager": "pnpm@10.34.9"}),
+        "pnpm-lock.yaml": "lockfileVersion: '9.0'\n",
+        "apps/backend/package.json": json.dumps({"name": "backend", "scripts": scripts or {"build": "tsc"}}),
+        "apps/backend/src/index.ts": f"console.log('{version}');\n",
+    }
+
+
+def test_a_fresh_install_is_installed_shared_built_and_published(tmp_path, repo):
+    commit = repo.commit(app_files("v1", {"build": "tsc", "db:generate": "prisma generate"}))
+    app = App()
+
+    build, result = build_release(options(tmp_path, repo, commit), app)
+
+    release = tmp_path / "releases" / commit
+    work = work_dir(str(tmp_path / "releases"), commit)
+    assert app.ran == [(INSTALL_COMMAND, work), (GENERATE_COMMAND, work), (BUILD_COMMAND, work)]
+    assert [step["name"] for step in build.steps] == [UNPACK, INSTALL, INSTALL, BUILD]
+    assert build.steps[3]["stdout"] == "> backend@1.0.0 build\n> tsc\n" and build.steps[3]["rc"] == 0
+    assert result["installed"] and not result["deps_linked"]
+    assert result["package_manager"] == "pnpm@10.34.9"
+    assert result["shared"] == f"shared the install as {tmp_path}/deps/{result['deps_key']}"
+    assert is_built(str(release)) and not Path(work).exists()
+    assert (release / "apps/backend/dist/index.js").read_text() == "console.log('v1');\n"
+    assert (release / "apps/backend/.env").readlink() == tmp_path / "shared/backend.env"
+    assert (release / "apps/backend/node_modules/express/index.js").read_text() == "express\n"
+    # The build ran with the shared install in place, where the next releases will find the same packages.
+    assert app.built_with_store == [str(tmp_path / "deps" / result["deps_key"] / ".pnpm")]
+
+
+def test_the_next_commit_with_the_same_dependencies_links_the_install_and_only_builds(tmp_path, repo):
+    first = repo.commit(app_files("v1"))
+    build_release(options(tmp_path, repo, first), App())
+    second = repo.commit({"apps/backend/src/index.ts": "console.log('v2');\n"})
+    app = App()
+
+    build, result = build_release(options(tmp_path, repo, second), app)
+
+    assert app.ran == [(BUILD_COMMAND, work_dir(str(tmp_path / "releases"), second))]
+    assert [step["name"] for step in build.steps] == [UNPACK, BUILD]
+    assert result["deps_linked"] and not result["installed"] and "shared" not in result
+    assert (tmp_path / "releases" / second / "apps/backend/node_modules/express/index.js").read_text() == "express\n"
+    # Without the db:generate script, the generate command never runs.
+    assert result["generate_command"] == ""
+
+
+def test_a_failed_build_names_its_step_and_leaves_no_release(tmp_path, repo):
+    commit = repo.commit(app_files("v1"))
+    tsc_error = "src/index.ts(15,36): error TS1005: ',' expected.\n"
+    app = App(fail={BUILD_COMMAND: (2, tsc_error, "ELIFECYCLE Command failed with exit code 2.\n")})
+
+    with pytest.raises(StepFailed) as failed:
+        build_release(options(tmp_path, repo, commit), app)
+
+    work = work_dir(str(tmp_path / "releases"), commit)
+    assert failed.value.step == BUILD
+    assert str(failed.value) == f"Build failed: `{BUILD_COMMAND}` exited with 2 in {work}"
+    assert failed.value.details == {
+        "name": BUILD,
+        "cmd": BUILD_COMMAND,
+        "rc": 2,
+        "stdout": tsc_error,
+        "stderr": "ELIFECYCLE Command failed with exit code 2.\n",
+    }
+    assert not (tmp_path / "releases" / commit).exists()
+    # The install was shared before the build: the next commit with the same dependencies links it.
+    fixed = repo.commit({"apps/backend/src/index.ts": "console.log('fixed');\n"})
+    app = App()
+    _build, result = build_release(options(tmp_path, repo, fixed), app)
+    assert result["deps_linked"] and [command for command, _cwd in app.ran] == [BUILD_COMMAND]
+
+
+def test_a_failed_install_stops_before_the_build(tmp_path, repo):
+    commit = repo.commit(app_files("v1"))
+    app = App(fail={INSTALL_COMMAND: (1, "", "ERR_PNPM_OUTDATED_LOCKFILE Cannot install with frozen-lockfile\n")})
+
+    with pytest.raises(StepFailed) as failed:
+        build_release(options(tmp_path, repo, commit), app)
+
+    assert failed.value.step == INSTALL
+    assert [command for command, _cwd in app.ran] == [INSTALL_COMMAND]
+    assert not (tmp_path / "releases" / commit).exists()
+
+
+def test_an_unknown_commit_fails_in_the_unpack_step(tmp_path, repo):
+    repo.commit(app_files("v1"))
+    app = App()
+
+    with pytest.raises(StepFailed) as failed:
+        build_release(options(tmp_path, repo, "0" * 40), app)
+
+    assert failed.value.step == UNPACK
+    assert str(failed.value).startswith(f"git archive {'0' * 40} failed")
+    assert app.ran == []
+
+
+@pytest.mark.parametrize(
+    ("package_manager", "installed", "wanted", "mismatch"),
+    [
+        ("pnpm@10.34.9", "10.34.9", "", False),
+        ("pnpm@10.34.9+sha512.abc", "10.34.9", "", False),
+        ("pnpm@10.34.9", "10.34.9", "10.34.9", False),
+        ("pnpm@10.34.9", "10.3", "", True),
+        ("pnpm@10.34.9", "10.34.91", "", True),
+        ("pnpm@10.34.9", "", "", True),
+        ("pnpm@10.34.9", "10.34.9", "9.15.0", True),
+        # No pin: the pnpm role decides which version.
+        ("", "10.34.9", "", True),
+    ],
+)
+def test_pnpm_mismatch(package_manager, installed, wanted, mismatch):
+    assert pnpm_mismatch(package_manager, installed, wanted) is mismatch
