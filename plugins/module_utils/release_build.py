@@ -141,6 +141,21 @@ class ReleaseBuild:
         if rc != 0:
             raise StepFailed(step, f"{step} failed: `{command}` exited with {rc} in {self.work}", **record)
 
+    def run_all(self, pnpm_version: str) -> dict[str, t.Any]:
+        """Unpack, then install, build and publish, unless a fresh install needs another pnpm than the one on PATH
+        (version ``pnpm_version``, '' when none) and params["check_pnpm"] is set: then stop after unpacking, with
+        ``pnpm_required``."""
+        result = self.unpack()
+        result["pnpm_version"] = pnpm_version
+        result["pnpm_required"] = bool(
+            self.params["check_pnpm"]
+            and not result["deps_linked"]
+            and pnpm_mismatch(result["package_manager"], pnpm_version, self.params["pnpm_version"])
+        )
+        if not result["pnpm_required"]:
+            result.update(self.finish(result))
+        return result
+
     def finish(self, unpacked: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         """Install and share the install unless a shared install was linked, build, and publish the release.
 

@@ -252,11 +252,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.flora.deploy.plugins.module_utils.release_build import (
-    ReleaseBuild,
-    StepFailed,
-    pnpm_mismatch,
-)
+from ansible_collections.flora.deploy.plugins.module_utils.release_build import ReleaseBuild, StepFailed
 from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import (
     ReleaseError,
     installed_pnpm_version,
@@ -342,17 +338,11 @@ def main():
     )
     result = dict(changed=True, built=False, release_dir=release_dir, work_dir=work)
     try:
-        result.update(build.unpack())
-        result["pnpm_version"] = installed_pnpm_version(shutil.which("pnpm"))
-        result["pnpm_required"] = (
-            params["check_pnpm"]
-            and not result["deps_linked"]
-            and pnpm_mismatch(result["package_manager"], result["pnpm_version"], params["pnpm_version"])
-        )
-        if not result["pnpm_required"]:
-            result.update(build.finish(result))
+        result.update(build.run_all(installed_pnpm_version(shutil.which("pnpm"))))
     except StepFailed as e:
-        module.fail_json(msg=f"Release {params['commit'][:12]}: {e}", failed_step=e.step, steps=build.steps, **e.details)
+        module.fail_json(
+            msg=f"Release {params['commit'][:12]}: {e}", failed_step=e.step, steps=build.steps, **e.details
+        )
     module.exit_json(steps=build.steps, **result)
 
 

@@ -94,12 +94,14 @@ def options(tmp_path: Path, repo: Repo, commit: str, **overrides) -> dict:
         "build_command": BUILD_COMMAND,
         "carry_build_from": None,
         "build_info": None,
+        "check_pnpm": True,
+        "pnpm_version": "",
         **overrides,
     }
 
 
-def build_release(params: dict, app: App) -> tuple[ReleaseBuild, dict]:
-    """Unpack and finish, as flora.deploy.release_dir does when the pnpm on PATH is the right one."""
+def build_release(params: dict, app: App, pnpm_version: str = "10.34.9") -> tuple[ReleaseBuild, dict]:
+    """The whole build, as flora.deploy.release_dir runs it, with ``pnpm_version`` the pnpm on PATH."""
     (Path(params["releases_dir"])).mkdir(exist_ok=True)
     build = ReleaseBuild(
         params,
@@ -108,8 +110,7 @@ def build_release(params: dict, app: App) -> tuple[ReleaseBuild, dict]:
         node_version=lambda: "v24.21.0",
         show_config=lambda app_dir, tsc_app: {},
     )
-    unpacked = build.unpack()
-    return build, {**unpacked, **build.finish(unpacked)}
+    return build, build.run_all(pnpm_version)
 
 
 @pytest.fixture
@@ -212,6 +213,37 @@ def test_an_unknown_commit_fails_in_the_unpack_step(tmp_path, repo):
     assert failed.value.step == UNPACK
     assert str(failed.value).startswith(f"git archive {'0' * 40} failed")
     assert app.ran == []
+
+
+def test_a_fresh_install_with_another_pnpm_stops_after_unpacking_until_told_not_to_check(tmp_path, repo):
+    commit = repo.commit(app_files("v1"))
+    app = App()
+
+    build, stopped = build_release(options(tmp_path, repo, commit), app, pnpm_version="9.15.0")
+
+    work = Path(work_dir(str(tmp_path / "releases"), commit))
+    assert stopped["pnpm_required"] and stopped["package_manager"] == "pnpm@10.34.9"
+    assert stopped["pnpm_version"] == "9.15.0" and "installed" not in stopped
+    assert app.ran == [] and [step["name"] for step in build.steps] == [UNPACK]
+    assert (work / "apps/backend/src/index.ts").is_file() and not (tmp_path / "releases" / commit).exists()
+
+    # Once the caller installed that pnpm, it calls again without the check.
+    _build, built = build_release(options(tmp_path, repo, commit, check_pnpm=False), app, pnpm_version="9.15.0")
+
+    assert not built["pnpm_required"] and built["installed"]
+    assert [command for command, _cwd in app.ran] == [INSTALL_COMMAND, BUILD_COMMAND]
+    assert is_built(str(tmp_path / "releases" / commit))
+
+
+def test_a_linked_install_builds_whatever_pnpm_is_on_path(tmp_path, repo):
+    first = repo.commit(app_files("v1"))
+    build_release(options(tmp_path, repo, first), App())
+    second = repo.commit({"apps/backend/src/index.ts": "console.log('v2');\n"})
+
+    _build, result = build_release(options(tmp_path, repo, second), App(), pnpm_version="9.15.0")
+
+    assert result["deps_linked"] and not result["pnpm_required"]
+    assert is_built(str(tmp_path / "releases" / second))
 
 
 @pytest.mark.parametrize(
