@@ -347,8 +347,6 @@ def main():
     params = module.params
     deploying = params["action"] == "deploy"
     env = env_options(module) if params["env"] is not None and deploying else None
-    if env is not None:
-        check_sdk(module)
     run_git, start_git = git_runners(module, params["git_user"])
     releases_dir = params["releases_dir"] or os.path.join(os.path.dirname(params["current_link"]), "releases")
 
@@ -391,6 +389,10 @@ def main():
         fail_json(**kwargs)
 
     module.fail_json = stop_then_fail
+    # Only now: a host with no release to redeploy (never bootstrapped, or deployed by the app's scripts) has no
+    # boto3 yet, and the caller says what to do about the release first.
+    if env is not None:
+        check_sdk(module)
 
     def resolve_ref():
         try:

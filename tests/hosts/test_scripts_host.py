@@ -60,6 +60,19 @@ def test_bootstrap_adopts_a_host_the_scripts_deployed_and_it_can_roll_back_to_th
     assert [(p["name"], p["pm2_env"]["exec_mode"]) for p in processes()] == [("flora-backend", "fork_mode")]
     assert host_exec("stat", "-c", "%a", f"{ROOT}/apps/backend/.env") == "644"
 
+    # A redeploy before the bootstrap (the host has no boto3 yet) stops at its first call to the host, says how to
+    # adopt the checkout, and changes nothing.
+    before = host_exec("ls", "-A", ROOT)
+    early = playbook_run(scripts_host, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v2")
+    assert early.rc != 0
+    assert early.result("Take the deploy lock, resolve the ref, render the env file and decide")["lock_released"]
+    assert early.failure() == (
+        f"{ROOT}/current is not a release link: this is a checkout deployed by the app's scripts; adopt it once with "
+        "playbooks/bootstrap_ec2.yml, which keeps it as a release to roll back to"
+    )
+    assert host_exec("ls", "-A", ROOT) == before
+    assert [(p["name"], p["pm2_env"]["status"]) for p in processes()] == [("flora-backend", "online")]
+
     with MemoryWatch(SCRIPTS_HOST, stack.podman_env()) as memory, SteadyLoad(HEALTH, threads=2) as load:
         run = playbook_run(scripts_host, "bootstrap_ec2.yml", "-e", "ec2_bootstrap_ref=v2")
 
