@@ -182,17 +182,10 @@ def run(local: dict, app: str) -> list[str]:
     reports = []
 
     def ours(ref: str) -> None:
-        result = subprocess.run(
-            stack.playbook_command(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}"),
-            cwd=stack.REPO,
-            env=dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(result.stdout[-4000:])
-        reports.append(json.loads(result.stdout))
+        run = stack.playbook_run(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+        if run.rc != 0:
+            raise SystemExit(repr(run))
+        reports.append(run.report)
 
     def manual(ref: str) -> None:
         as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref=ref), env)
@@ -281,9 +274,10 @@ def run(local: dict, app: str) -> list[str]:
         "the export and the tasks that run on the controller). "
         f"Inside the call that unpacks, installs and builds, as the module timed its steps: {in_build}; the rest of "
         "the call is Ansible's (building the module on the controller, sending it, starting it on the host). "
-        "The PM2 reload replaces all workers at once, each old "
-        "one only once its replacement is ready, and returns once they all are (the old ones drain in the "
-        "background), so it takes about the app's start-up; `pm2 restart` stops them all, then starts them.",
+        "The PM2 reload replaces all workers at once, each old one only once its replacement listens; for an app "
+        "that sends no ready message, as this one, PM2 calls a replacement done only once the old worker has "
+        "stopped, so the reload takes the app's start-up and the old workers' stop; `pm2 restart` stops them all, "
+        "then starts them.",
         "",
         (
             "In the redeploy with nothing to do, the call to the host that takes the lock, fetches, renders the env "

@@ -5,9 +5,10 @@
 The steps, each only after the last succeeded: unpack the commit into a fresh work directory beside the releases
 (the shared env file linked in, a shared install linked when one has the commit's dependencies, the previous
 release's build output carried for an incremental build); install the dependencies unless a shared install was
-linked (and generate the database client), and share a fresh install for the next releases; build; write the
-marker and rename the work directory to the release directory. Nothing outside the work directory changes before the
-rename, so a failed step leaves the releases as they were.
+linked (and generate the database client), and share the fresh install; build; write the marker and rename the
+work directory to the release directory. The live release is never touched. The install is shared before the
+build, so that the build resolves the packages where the next releases will; a build that fails withdraws it
+again, so only installs whose build succeeded are shared.
 
 The install and the build are the app's own commands, run by ``run(command, cwd)``; the steps are named as the
 redeploy reports them ("Unpack", "Install dependencies", "Build").
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 import typing as t
 
 from ansible_collections.flora.deploy.plugins.module_utils.release_deps import (
     deps_adopt,
     deps_link,
+    deps_withdraw,
     same_dependencies,
     write_key,
 )
@@ -132,16 +135,18 @@ class ReleaseBuild:
         )
         return dict(build_carried=carried, build_carried_note=note, **({"stale_outputs": stale} if carried else {}))
 
-    def command(self, step: str, command: str) -> None:
+    def run_step(self, step: str, command: str) -> None:
         """The app's own command in the work directory; StepFailed when it exits non-zero."""
         started = self.clock()
         rc, out, err = self.run(command, self.work)
-        record = {"name": step, "cmd": command, "rc": rc, "stdout": out, "stderr": err}
-        self.steps.append(dict(record, seconds=round(self.clock() - started, 3)))
+        self.steps.append({"name": step, "cmd": command, "rc": rc, "seconds": round(self.clock() - started, 3)})
         if rc != 0:
-            raise StepFailed(step, f"{step} failed: `{command}` exited with {rc} in {self.work}", **record)
+            raise StepFailed(
+                step, f"{step} failed: `{command}` exited with {rc} in {self.work}", cmd=command, rc=rc, stdout=out,
+                stderr=err,
+            )  # fmt: skip
 
-    def run_all(self, pnpm_version: str) -> dict[str, t.Any]:
+    def build(self, pnpm_version: str) -> dict[str, t.Any]:
         """Unpack, then install, build and publish, unless a fresh install needs another pnpm than the one on PATH
         (version ``pnpm_version``, '' when none) and params["check_pnpm"] is set: then stop after unpacking, with
         ``pnpm_required``."""
@@ -153,30 +158,39 @@ class ReleaseBuild:
             and pnpm_mismatch(result["package_manager"], pnpm_version, self.params["pnpm_version"])
         )
         if not result["pnpm_required"]:
-            result.update(self.finish(result))
+            result.update(self.install_and_build(result))
         return result
 
-    def finish(self, unpacked: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Install and share the install unless a shared install was linked, build, and publish the release.
-
-        A fresh install is shared before the build, so the build resolves the packages where every later release
-        with the same dependencies does: tsc's build info then names the same files, and the next release's
-        incremental build does not take every dependency's types for changed ones."""
+    def install_and_build(self, unpacked: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Install and share the install unless a shared install was linked, build, and publish the release."""
         params = self.params
         installed = not unpacked["deps_linked"]
         result: dict[str, t.Any] = {"installed": installed}
+        shared = ""
         if installed:
-            self.command(INSTALL, params["install_command"])
+            self.run_step(INSTALL, params["install_command"])
             if unpacked["generate_command"]:
-                self.command(INSTALL, unpacked["generate_command"])
+                self.run_step(INSTALL, unpacked["generate_command"])
             if params["share_deps"]:
-                try:
-                    result["shared"] = deps_adopt(params["deps_dir"], unpacked["deps_key"], self.work)
-                except (ReleaseError, OSError) as e:
-                    raise StepFailed(INSTALL, f"the install could not be shared: {e}") from e
-        self.command(BUILD, params["build_command"])
+                shared, result["shared"] = self.share(unpacked["deps_key"])
+        try:
+            self.run_step(BUILD, params["build_command"])
+        except StepFailed:
+            if shared:
+                deps_withdraw(params["deps_dir"], shared)
+            raise
         try:
             publish(self.work, os.path.join(params["releases_dir"], params["commit"]), params["commit"], params["ref"])
         except (ReleaseError, OSError) as e:
             raise StepFailed(BUILD, f"the built release could not be made a release directory: {e}") from e
         return result
+
+    def share(self, key: str) -> tuple[str, str]:
+        """Share the fresh install as deps_dir/key: (key when this shared it, else ''; what was done)."""
+        deps_dir = self.params["deps_dir"]
+        existed = os.path.lexists(os.path.join(deps_dir, key))
+        try:
+            said = deps_adopt(deps_dir, key, self.work)
+        except (ReleaseError, OSError, subprocess.CalledProcessError) as e:
+            raise StepFailed(INSTALL, f"the install could not be shared: {e}") from e
+        return ("" if existed or not os.path.lexists(os.path.join(deps_dir, key)) else key), said

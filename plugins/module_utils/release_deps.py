@@ -153,6 +153,15 @@ def deps_adopt(deps_dir: str, key: str, work: str) -> str:
     return f"shared the install as {deps}"
 
 
+def deps_withdraw(deps_dir: str, key: str) -> None:
+    """Stop sharing ``deps_dir/key``: the install a build that failed has just shared, which nothing else links."""
+    deps = os.path.join(deps_dir, key)
+    partial = os.path.join(deps_dir, f".{key}.partial")
+    subprocess.run(["rm", "-rf", "--", partial], check=True)
+    os.rename(deps, partial)
+    subprocess.run(["rm", "-rf", "--", partial], check=True)
+
+
 def write_key(work: str, key: str) -> None:
     with open(os.path.join(work, KEY_FILE), "w", encoding="utf-8") as handle:
         handle.write(key + "\n")

@@ -28,6 +28,7 @@ LAYOUT = (
     "current.next",
     "releases.json",
     ".deploy.lock",
+    ".cache",
 )
 SCRIPTS_ENV = ".env.from-scripts"
 

@@ -31,10 +31,10 @@ description:
   - Build. Runs O(build_command).
   - Then the C(.flora-release) marker is written last inside the work directory, and the work directory is
     renamed to the release directory. A release directory without its marker never exists. A failed step leaves
-    the releases, the live one among them, as they were; only a shared install it made stays, for the next
-    release with the same dependencies.
-  - The install and the build are the app's own commands. They run with C(/bin/bash -c) in the work directory, at
-    the niceness O(nice), with the module's environment (the task's C(environment)).
+    the releases, the live one among them, as they were, and a failed build withdraws the install it shared (only
+    installs whose build succeeded are shared).
+  - The install and the build are the app's own commands. They run as C(/bin/bash -e -o pipefail -c <command>) in
+    the work directory, at the niceness O(nice), with the module's environment (the task's C(environment)).
 author:
   - Flora platform team (@flora-marketplace)
 options:
@@ -137,8 +137,7 @@ attributes:
 notes:
   - Run it as the app user, who owns the releases and the repository cache (C(become_user)), with C(node) and the
     app's package manager on C(PATH).
-  - The install's and the build's output is returned as it is (RV(steps)), and with a failed step as RV(stdout)
-    and RV(stderr).
+  - The output of a failed install or build is returned as it is (RV(stdout), RV(stderr)).
 seealso:
   - module: flora.deploy.release_activate
 """
@@ -175,7 +174,7 @@ release_dir:
   returned: always
   type: str
 work_dir:
-  description: The work directory the install and the build run in (the release directory when it was built).
+  description: The work directory the install and the build run in (the release directory when it was built before).
   returned: always
   type: str
 package_manager:
@@ -228,7 +227,7 @@ shared:
 steps:
   description:
     - The steps that ran, in order, each with its V(name) (V(Unpack), V(Install dependencies), V(Build)) and
-      V(seconds); a command's step also with its V(cmd), V(rc), V(stdout) and V(stderr).
+      V(seconds); a command's step also with its V(cmd) and V(rc).
   returned: when the commit was unpacked
   type: list
   elements: dict
@@ -236,6 +235,14 @@ failed_step:
   description: The step that failed (V(Unpack), V(Install dependencies) or V(Build)).
   returned: failure
   type: str
+cmd:
+  description: The failed command.
+  returned: failure of a command
+  type: str
+rc:
+  description: The failed command's exit code.
+  returned: failure of a command
+  type: int
 stdout:
   description: The failed command's standard output.
   returned: failure of a command
@@ -327,9 +334,14 @@ def main():
         module.exit_json(changed=True, built=False, release_dir=release_dir, work_dir=work)
 
     def run(command, cwd):
-        return module.run_command(["nice", "-n", str(params["nice"]), "/bin/bash", "-c", command], cwd=cwd)
+        # The command as bash reads it: no expansion of $VAR or ~ before that.
+        return module.run_command(
+            ["nice", "-n", str(params["nice"]), "/bin/bash", "-e", "-o", "pipefail", "-c", command],
+            cwd=cwd,
+            expand_user_and_vars=False,
+        )
 
-    build = ReleaseBuild(
+    release = ReleaseBuild(
         params,
         work,
         run,
@@ -338,12 +350,12 @@ def main():
     )
     result = dict(changed=True, built=False, release_dir=release_dir, work_dir=work)
     try:
-        result.update(build.run_all(installed_pnpm_version(shutil.which("pnpm"))))
+        result.update(release.build(installed_pnpm_version(shutil.which("pnpm"))))
     except StepFailed as e:
         module.fail_json(
-            msg=f"Release {params['commit'][:12]}: {e}", failed_step=e.step, steps=build.steps, **e.details
+            msg=f"Release {params['commit'][:12]}: {e}", failed_step=e.step, steps=release.steps, **e.details
         )
-    module.exit_json(steps=build.steps, **result)
+    module.exit_json(steps=release.steps, **result)
 
 
 if __name__ == "__main__":

@@ -58,9 +58,11 @@ class App:
 
     def __call__(self, command: str, cwd: str) -> tuple[int, str, str]:
         self.ran.append((command, cwd))
+        work = Path(cwd)
+        if command == BUILD_COMMAND:
+            self.built_with_store.append(os.path.realpath(work / "node_modules/.pnpm"))
         if command in self.fail:
             return self.fail[command]
-        work = Path(cwd)
         if command == INSTALL_COMMAND:
             write(work / "node_modules/.pnpm/express@4.21.2/node_modules/express/index.js", "express\n")
             write(work / "node_modules/.modules.yaml", "layoutVersion: 5\n")
@@ -70,7 +72,6 @@ class App:
             )
             return 0, "Packages: +1\nDone\n", ""
         if command == BUILD_COMMAND:
-            self.built_with_store.append(os.path.realpath(work / "node_modules/.pnpm"))
             source = (work / "apps/backend/src/index.ts").read_text()
             write(work / "apps/backend/dist/index.js", source)
             return 0, "> backend@1.0.0 build\n> tsc\n", ""
@@ -110,7 +111,7 @@ def build_release(params: dict, app: App, pnpm_version: str = "10.34.9") -> tupl
         node_version=lambda: "v24.21.0",
         show_config=lambda app_dir, tsc_app: {},
     )
-    return build, build.run_all(pnpm_version)
+    return build, build.build(pnpm_version)
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_a_fresh_install_is_installed_shared_built_and_published(tmp_path, repo)
     work = work_dir(str(tmp_path / "releases"), commit)
     assert app.ran == [(INSTALL_COMMAND, work), (GENERATE_COMMAND, work), (BUILD_COMMAND, work)]
     assert [step["name"] for step in build.steps] == [UNPACK, INSTALL, INSTALL, BUILD]
-    assert build.steps[3]["stdout"] == "> backend@1.0.0 build\n> tsc\n" and build.steps[3]["rc"] == 0
+    assert build.steps[3] == {"name": BUILD, "cmd": BUILD_COMMAND, "rc": 0, "seconds": build.steps[3]["seconds"]}
     assert result["installed"] and not result["deps_linked"]
     assert result["package_manager"] == "pnpm@10.34.9"
     assert result["shared"] == f"shared the install as {tmp_path}/deps/{result['deps_key']}"
@@ -165,7 +166,7 @@ def test_the_next_commit_with_the_same_dependencies_links_the_install_and_only_b
     assert result["generate_command"] == ""
 
 
-def test_a_failed_build_names_its_step_and_leaves_no_release(tmp_path, repo):
+def test_a_failed_build_names_its_step_leaves_no_release_and_withdraws_its_install(tmp_path, repo):
     commit = repo.commit(app_files("v1"))
     tsc_error = "src/index.ts(15,36): error TS1005: ',' expected.\n"
     app = App(fail={BUILD_COMMAND: (2, tsc_error, "ELIFECYCLE Command failed with exit code 2.\n")})
@@ -177,18 +178,21 @@ def test_a_failed_build_names_its_step_and_leaves_no_release(tmp_path, repo):
     assert failed.value.step == BUILD
     assert str(failed.value) == f"Build failed: `{BUILD_COMMAND}` exited with 2 in {work}"
     assert failed.value.details == {
-        "name": BUILD,
         "cmd": BUILD_COMMAND,
         "rc": 2,
         "stdout": tsc_error,
         "stderr": "ELIFECYCLE Command failed with exit code 2.\n",
     }
     assert not (tmp_path / "releases" / commit).exists()
-    # The install was shared before the build: the next commit with the same dependencies links it.
+    # The build ran against the shared install, which it then withdrew: only installs whose build succeeded are
+    # shared, and the next commit with the same dependencies installs again.
+    assert len(app.built_with_store) == 1 and app.built_with_store[0].startswith(str(tmp_path / "deps") + "/")
+    assert sorted(path.name for path in (tmp_path / "deps").iterdir()) == []
     fixed = repo.commit({"apps/backend/src/index.ts": "console.log('fixed');\n"})
     app = App()
     _build, result = build_release(options(tmp_path, repo, fixed), app)
-    assert result["deps_linked"] and [command for command, _cwd in app.ran] == [BUILD_COMMAND]
+    assert not result["deps_linked"] and [command for command, _cwd in app.ran] == [INSTALL_COMMAND, BUILD_COMMAND]
+    assert result["shared"] == f"shared the install as {tmp_path}/deps/{result['deps_key']}"
 
 
 def test_a_failed_install_stops_before_the_build(tmp_path, repo):

@@ -69,7 +69,7 @@ def test_local_changes_or_a_clashing_top_level_entry_refuse_adoption(checkout):
 def test_adoption_moves_the_checkout_into_its_release_and_leaves_the_layout(checkout):
     commit = find_checkout(str(checkout)).commit
     # What the bootstrap put beside the checkout before the switch.
-    for layout in ("releases/" + "f" * 40, "shared", "repo.git"):
+    for layout in ("releases/" + "f" * 40, "shared", "repo.git", ".cache/node-compile-cache"):
         (checkout / layout).mkdir(parents=True)
     (checkout / "shared/backend.env").write_text("STRIPE_SECRET_KEY='sk_live_x'\n")
     (checkout / "current").symlink_to(checkout / "releases" / ("f" * 40))
@@ -81,7 +81,7 @@ def test_adoption_moves_the_checkout_into_its_release_and_leaves_the_layout(chec
 
     assert target == str(checkout / "releases" / commit)
     assert moved == [".git", ".gitignore", "apps", "node_modules", "package.json"]
-    assert sorted(os.listdir(checkout)) == ["current", "releases", "repo.git", "shared"]
+    assert sorted(os.listdir(checkout)) == [".cache", "current", "releases", "repo.git", "shared"]
     backend = Path(target) / "apps/backend"
     assert os.readlink(backend / ".env") == str(checkout / "shared/backend.env")
     assert kept and (backend / ".env.from-scripts").read_text() == "STRIPE_SECRET_KEY=sk_live_x\n"
