@@ -25,10 +25,10 @@ import typing as t
 from ansible_collections.flora.deploy.plugins.module_utils.release_deps import (
     deps_adopt,
     deps_link,
-    deps_withdraw,
     same_dependencies,
     write_key,
 )
+from ansible_collections.flora.deploy.plugins.module_utils.release_ledger import set_aside
 from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import (
     ReleaseError,
     carry_build_output,
@@ -166,31 +166,25 @@ class ReleaseBuild:
         params = self.params
         installed = not unpacked["deps_linked"]
         result: dict[str, t.Any] = {"installed": installed}
-        shared = ""
+        shared = False
         if installed:
             self.run_step(INSTALL, params["install_command"])
             if unpacked["generate_command"]:
                 self.run_step(INSTALL, unpacked["generate_command"])
             if params["share_deps"]:
-                shared, result["shared"] = self.share(unpacked["deps_key"])
+                try:
+                    shared, result["shared"] = deps_adopt(params["deps_dir"], unpacked["deps_key"], self.work)
+                except (ReleaseError, OSError, subprocess.CalledProcessError) as e:
+                    raise StepFailed(INSTALL, f"the install could not be shared: {e}") from e
         try:
             self.run_step(BUILD, params["build_command"])
         except StepFailed:
+            # Withdrawn as a prune removes a shared install, but now: nothing else links one this build just shared.
             if shared:
-                deps_withdraw(params["deps_dir"], shared)
+                subprocess.run(["rm", "-rf", "--", set_aside(params["deps_dir"], unpacked["deps_key"])], check=True)
             raise
         try:
             publish(self.work, os.path.join(params["releases_dir"], params["commit"]), params["commit"], params["ref"])
         except (ReleaseError, OSError) as e:
             raise StepFailed(BUILD, f"the built release could not be made a release directory: {e}") from e
         return result
-
-    def share(self, key: str) -> tuple[str, str]:
-        """Share the fresh install as deps_dir/key: (key when this shared it, else ''; what was done)."""
-        deps_dir = self.params["deps_dir"]
-        existed = os.path.lexists(os.path.join(deps_dir, key))
-        try:
-            said = deps_adopt(deps_dir, key, self.work)
-        except (ReleaseError, OSError, subprocess.CalledProcessError) as e:
-            raise StepFailed(INSTALL, f"the install could not be shared: {e}") from e
-        return ("" if existed or not os.path.lexists(os.path.join(deps_dir, key)) else key), said

@@ -122,20 +122,23 @@ def deps_link(
     return key, True
 
 
-def deps_adopt(deps_dir: str, key: str, work: str) -> str:
-    """Share the fresh install in ``work`` as ``deps_dir/key`` and link it back; says what it did."""
+def deps_adopt(deps_dir: str, key: str, work: str) -> tuple[bool, str]:
+    """Share the fresh install in ``work`` as ``deps_dir/key`` and link it back: (whether it did, what it did)."""
     trees = node_modules_trees(work)
     stores = [tree for tree in trees if os.path.isdir(os.path.join(work, tree, ".pnpm"))]
     if len(stores) != 1:
-        return "kept the install in the release: no pnpm virtual store (node_modules/.pnpm) to share"
+        return False, "kept the install in the release: no pnpm virtual store (node_modules/.pnpm) to share"
     store = os.path.join(work, stores[0], ".pnpm")
     leaving = links_leaving(store)
     kept = [path for path in leaving if not hoisted(path, store)]
     if kept:
-        return f"kept the install in the release: {os.path.relpath(kept[0], work)} links out of the virtual store"
+        return (
+            False,
+            f"kept the install in the release: {os.path.relpath(kept[0], work)} links out of the virtual store",
+        )
     deps = os.path.join(deps_dir, key)
     if os.path.lexists(deps):
-        return f"kept the install in the release: {deps} exists"
+        return False, f"kept the install in the release: {deps} exists"
     os.makedirs(deps_dir, mode=0o750, exist_ok=True)
     partial = os.path.join(deps_dir, f".{key}.partial")
     subprocess.run(["rm", "-rf", "--", partial], check=True)
@@ -150,16 +153,7 @@ def deps_adopt(deps_dir: str, key: str, work: str) -> str:
         json.dump(marker, handle)
     os.rename(partial, deps)
     os.symlink(os.path.join(deps, ".pnpm"), store)
-    return f"shared the install as {deps}"
-
-
-def deps_withdraw(deps_dir: str, key: str) -> None:
-    """Stop sharing ``deps_dir/key``: the install a build that failed has just shared, which nothing else links."""
-    deps = os.path.join(deps_dir, key)
-    partial = os.path.join(deps_dir, f".{key}.partial")
-    subprocess.run(["rm", "-rf", "--", partial], check=True)
-    os.rename(deps, partial)
-    subprocess.run(["rm", "-rf", "--", partial], check=True)
+    return True, f"shared the install as {deps}"
 
 
 def write_key(work: str, key: str) -> None:

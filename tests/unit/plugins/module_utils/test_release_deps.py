@@ -86,10 +86,10 @@ def test_a_fresh_install_is_shared_and_the_next_release_links_it(tmp_path):
     export(first, "first")
     pnpm_install(first)
 
-    said = helper.deps_adopt(str(deps_dir), "k1", str(first))
+    adopted, said = helper.deps_adopt(str(deps_dir), "k1", str(first))
 
     shared = deps_dir / "k1"
-    assert said == f"shared the install as {shared}"
+    assert adopted and said == f"shared the install as {shared}"
     assert json.loads((shared / ".flora-deps").read_text()) == {
         "key": "k1",
         "trees": ["apps/backend/node_modules", "node_modules"],
@@ -173,7 +173,10 @@ def test_an_install_that_cannot_be_shared_stays_in_the_release(tmp_path, change,
     pnpm_install(work)
     change(work)
 
-    assert helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work)) == f"kept the install in the release: {reason}"
+    assert helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work)) == (
+        False,
+        f"kept the install in the release: {reason}",
+    )
     assert not (tmp_path / "deps" / "k1").exists()
     assert not (work / "node_modules" / ".pnpm").is_symlink()
     assert (work / "apps/backend/node_modules/express").is_symlink()
@@ -185,7 +188,8 @@ def test_an_existing_shared_install_is_never_replaced(tmp_path):
     export(work, "work")
     pnpm_install(work)
 
-    assert helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work)).endswith("exists")
+    adopted, said = helper.deps_adopt(str(tmp_path / "deps"), "k1", str(work))
+    assert not adopted and said.endswith("exists")
     assert not (work / "node_modules/.pnpm").is_symlink()
     assert list((tmp_path / "deps" / "k1").iterdir()) == []
 
