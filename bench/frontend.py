@@ -3,18 +3,20 @@
 On the sample build, a generated 2,000-file build and a build shaped like the real app's (tests/support/real_shaped.py):
 the first publish, a rebuild with identical content and a rebuild with one change, on one local AWS. The
 real-shaped build is published on loopback and again over an emulated link (30 ms round trip, 100 Mbit/s), as a
-real publish crosses the internet to S3. Prints uploads, invalidated paths, wall time and ratios.
+real publish crosses the internet to S3; the real-shaped rows are medians of ROUNDS rounds, each on new sites.
+Prints uploads, invalidated paths, wall time and ratios.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import time
 from pathlib import Path
 
 from bench import real_shaped
-from bench.__main__ import BIN, REPO, cli_publish, generate_build, run
+from bench.__main__ import BIN, REPO, ROUNDS, cli_publish, generate_build, run
 from tests.support import localaws
 from tests.support.real_shaped import build_size, generate
 
@@ -70,21 +72,37 @@ def generated_build(build: Path, version: int) -> None:
 SCENARIOS = (("first publish", 0), ("rebuild, same content", 0), ("rebuild, one change", 1))
 
 
-def compare(name: str, rebuild, endpoint: str, env: dict, work: Path) -> list[str]:
-    """The script and the playbook, each on a site of its own, through SCENARIOS in turn."""
+def compare(name: str, rebuild, endpoint: str, env: dict, work: Path, rounds: int = 1) -> list[str]:
+    """The script and the playbook, each on a site of its own, through SCENARIOS in turn; with several rounds, each
+    on new sites, the median time of each scenario (each round in brackets)."""
     build = work / name
+    times: dict[str, tuple[list[float], list[float]]] = {scenario: ([], []) for scenario, _version in SCENARIOS}
+    last = {}
+    for round_number in range(rounds):
+        suffix = f"-{round_number}" if rounds > 1 else ""
+        cli_bucket, ours_bucket = f"bench-fe-cli-{name}{suffix}", f"bench-fe-ours-{name}{suffix}"
+        cli_dist = localaws.create_site(endpoint, cli_bucket, comment=f"cli {name}{suffix}")
+        ours_dist = localaws.create_site(endpoint, ours_bucket, comment=f"ours {name}{suffix}")
+        for scenario, version in SCENARIOS:
+            rebuild(build, version)
+            cli = script_steps(build, cli_bucket, cli_dist, env)
+            ours = playbook(build, ours_bucket, ours_dist, env, endpoint)
+            times[scenario][0].append(cli[0])
+            times[scenario][1].append(ours[0])
+            last[scenario] = (cli, ours)
+
+    def cell(values: list[float]) -> str:
+        each = f" ({', '.join(f'{value:.2f}' for value in values)})" if len(values) > 1 else ""
+        return f"{statistics.median(values):.2f} s{each}"
+
     lines = []
-    cli_bucket, ours_bucket = f"bench-fe-cli-{name}", f"bench-fe-ours-{name}"
-    cli_dist = localaws.create_site(endpoint, cli_bucket, comment=f"cli {name}")
-    ours_dist = localaws.create_site(endpoint, ours_bucket, comment=f"ours {name}")
-    for scenario, version in SCENARIOS:
-        rebuild(build, version)
-        cli = script_steps(build, cli_bucket, cli_dist, env)
-        ours = playbook(build, ours_bucket, ours_dist, env, endpoint)
+    for scenario, _version in SCENARIOS:
+        (cli_times, ours_times), (cli, ours) = times[scenario], last[scenario]
         invalidated = ours[2] if len(ours[2]) <= 3 else [*ours[2][:3], "..."]
         lines.append(
-            f"| {name}: {scenario} | {cli[0]:.2f} s, {cli[1]} uploads, {cli[2]} | "
-            f"{ours[0]:.2f} s, {ours[1]} uploads, {invalidated} | {ours[0] / cli[0]:.2f}x |"
+            f"| {name}: {scenario} | {cell(cli_times)}, {cli[1]} uploads, {cli[2]} | "
+            f"{cell(ours_times)}, {ours[1]} uploads, {invalidated} | "
+            f"{statistics.median(ours_times) / statistics.median(cli_times):.2f}x |"
         )
     return lines
 
@@ -99,7 +117,7 @@ def main(endpoint: str, env: dict, work: Path) -> list[str]:
     lines = ["### publish_frontend.yml vs the app's script steps (sync + cp + invalidation), on loopback", *header]
     lines += compare("sample", sample_build, endpoint, env, work)
     lines += compare("generated", generated_build, endpoint, env, work)
-    lines += compare("real-shaped", generate, endpoint, env, work)
+    lines += compare("real-shaped", generate, endpoint, env, work, ROUNDS)
     with real_shaped.emulated_link(endpoint) as link:
         link_env = dict(env, **localaws.aws_environment(link))
         lines += [
@@ -108,7 +126,7 @@ def main(endpoint: str, env: dict, work: Path) -> list[str]:
             real_shaped.measure_link(link, "bench-link-probe"),
             *header,
         ]
-        lines += compare("real-shaped-link", generate, link, link_env, work)
+        lines += compare("real-shaped-link", generate, link, link_env, work, ROUNDS)
     lines.append(
         f"The real-shaped build: {files['files']} files, {size / 2**20:.0f} MB ({files['hashed']} content-hashed under "
         f"assets/, {files['unhashed']} unhashed images, index.html); its one change is a shared component, which "
