@@ -46,6 +46,18 @@ def describe_builds(builds: t.Sequence[Manifest]) -> str:
     return ", ".join(describe_build(build) for build in builds) or "none"
 
 
+def rollback_summary(plan: PublishPlan, target: Manifest, location: str, check_mode: bool) -> str:
+    """What a rollback did (or would do, in check mode), naming the build it puts back live."""
+    build = describe_build(target)
+    if not plan.changed:
+        return f"{build} is live in {location} already: nothing to put back"
+    copies = len(plan.uploads)
+    files = f"{copies} file{'' if copies == 1 else 's'}"
+    if check_mode:
+        return f"Would put {build} back live in {location}, copying {files} inside the bucket"
+    return f"Put {build} back live in {location}: {files} copied inside the bucket"
+
+
 def commit_matches(manifest: Manifest, commit: str) -> bool:
     recorded = str((manifest.source or {}).get("commit") or "")
     return bool(recorded) and (recorded == commit or recorded.removesuffix("-dirty").startswith(commit))

@@ -119,6 +119,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: What the rollback did (or would do, in check mode), naming the build it puts back and its commit.
+  returned: success
+  type: str
+  sample: >-
+    Put 20250301T120000.123456Z-3f2a9c1b (commit 3f2a9c1b7d4e8a0f5c6b2e1d9a8c7b6e5d4c3b2a) back live in
+    s3://flora-frontend/: 14 files copied inside the bucket
 restored_build_id:
   description: The build put back (or that would be, in check mode), as its manifest names it.
   returned: success
@@ -239,6 +246,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_rollback import (
     index_source_key,
     plan_rollback,
     referenced_by_index,
+    rollback_summary,
 )
 
 
@@ -289,6 +297,7 @@ def main():
         distribution = read_distribution(module, pending)
         result = plan_result(plan)
         result.update(
+            msg=rollback_summary(plan, target, location, module.check_mode),
             restored_build_id=target.build_id,
             source=target.source or {},
             build={"index": index_entry(target), "referenced": [item.to_dict() for item in referenced]},

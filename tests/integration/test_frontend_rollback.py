@@ -86,6 +86,10 @@ def test_rollback_puts_the_previous_build_back_and_a_commit_forward_again(aws, r
     planned, output = roll_back(run_playbook, tmp_path, variables, "--check")
     assert planned["publish"]["changed"] is True
     assert planned["publish"]["changed_keys"] == ["flora-logo.png", "index.html"]
+    restored = f"{planned['publish']['restored_build_id']} (commit {COMMIT_ONE})"
+    would = f"Would put {restored} back live in s3://{BUCKET}/, copying 2 files inside the bucket"
+    assert planned["publish"]["msg"] == would
+    assert f'"msg": "{would}"' in output
     assert etags(s3) == before
     assert latest_manifest(s3)["source"]["commit"] == COMMIT_TWO
 
@@ -93,6 +97,9 @@ def test_rollback_puts_the_previous_build_back_and_a_commit_forward_again(aws, r
     # chunks stay for browsers that hold its index.html.
     result, output = roll_back(run_playbook, tmp_path, variables)
     assert result["publish"]["changed_keys"] == ["flora-logo.png", "index.html"]
+    said = f"Put {restored} back live in s3://{BUCKET}/: 2 files copied inside the bucket"
+    assert result["publish"]["msg"] == said
+    assert f'"msg": "{said}"' in output
     assert result["publish"]["source"]["commit"] == COMMIT_ONE
     assert body(s3, "index.html") == first["index.html"]
     assert body(s3, "flora-logo.png") == first["flora-logo.png"]

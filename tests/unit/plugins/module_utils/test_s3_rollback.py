@@ -19,6 +19,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_rollback import (
     files_to_restore,
     plan_rollback,
     referenced_by_index,
+    rollback_summary,
     select_target,
 )
 from tests.unit.plugins.module_utils.test_s3_publish import (
@@ -159,6 +160,21 @@ def test_rollback_to_the_live_build_changes_nothing():
     remote = two_builds()
     plan, target = plan_rollback("", remote, 2, ["*.html"], NOW, LOCATION, commit="2222222")
     assert not plan.changed and plan.build_id == target.build_id
+    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
+        f"{target.build_id} (commit {'2' * 40}) is live in s3://bucket/ already: nothing to put back"
+    )
+
+
+def test_the_summary_names_the_build_put_back_and_what_was_copied():
+    remote = two_builds()
+    plan, target = plan_rollback("", remote, 2, ["*.html"], NOW + datetime.timedelta(hours=2), LOCATION)
+    build = f"20250301T100000.000000Z-aaa (commit {'1' * 40})"
+    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
+        f"Put {build} back live in s3://bucket/: 1 file copied inside the bucket"
+    )
+    assert rollback_summary(plan, target, LOCATION, check_mode=True) == (
+        f"Would put {build} back live in s3://bucket/, copying 1 file inside the bucket"
+    )
 
 
 def test_publish_copies_aside_only_what_a_kept_build_needs():
