@@ -6,7 +6,8 @@ loopback; a local stand-in for the CloudFront distribution (nginx: /api/* to the
 bucket). Then, as a user runs them: bootstrap the host, redeploy a new commit, redeploy again (the no-op),
 redeploy a commit with a migration (checked and backed up first), restore the database from that backup,
 publish a frontend build (invalidating what changed and loading the site in headless Chromium), publish again
-(nothing to do). Prints the site URL, the health URL, the release ledger and timings.
+(nothing to do), publish a second build and roll back to the first. Each step shows what the playbook said (its
+messages and warnings) and its recap. Prints the site URL, the health URL, the release ledger and timings.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ BUCKET = "flora-frontend-demo"
 
 
 def step(title: str, cmd: list[str], env: dict, timings: list) -> None:
+    """Run one playbook; show what it said (its messages and Ansible's warnings, which go to standard error) and its
+    recap."""
     print(f"\n=== {title} ===", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
     timings.append((title, time.perf_counter() - start))
-    shown = (" : ok=", "WARNING")
-    print("\n".join(line.strip() for line in proc.stdout.splitlines() if any(mark in line for mark in shown)))
+    said = [line.strip() for line in proc.stdout.splitlines() if '"msg":' in line or " : ok=" in line]
+    warned = [line.strip() for line in proc.stderr.splitlines() if line.startswith("[WARNING]")]
+    print("\n".join(warned + said))
     if proc.returncode != 0:
         print(proc.stdout[-6000:], proc.stderr[-2000:])
         raise SystemExit(f"{title} failed")
@@ -108,9 +112,10 @@ def main() -> int:
                 f"backups in {stack.BACKUP_BUCKET})"
             )
             print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
+            width = max(len(release.get("ref", "-")) for release in ledger["releases"])
             for release in ledger["releases"]:
                 print(
-                    f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref', '-'):<5}  "
+                    f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref', '-'):<{width}}  "
                     f"deployed {release.get('deployed_at', '-')}"
                 )
             for backup in ledger.get("backups", []):
@@ -123,23 +128,35 @@ def main() -> int:
                 print(f"  {elapsed:6.1f} s  {title}")
             print(f"\nSite: {site_url} (the sample frontend; its /api calls reach the backend through the same origin)")
             if os.environ.get("FLORA_DEMO_KEEP"):
-                print(
-                    f"\nThe host {HOST} and its services keep running until Ctrl-C (or SIGTERM). To run the playbooks "
-                    "on it:"
-                )
-                print(
-                    f"  ANSIBLE_CONFIG={REPO}/ansible.cfg .venv/bin/ansible-playbook -i {local['inventory']}/hosts.yml \\"
-                )
-                print("    playbooks/redeploy_backend.yml -e backend_redeploy_ref=<branch of the app> --check")
-                print(f"  (the app's repository, to push branches to: {local['origin']})")
                 # The local AWS authorizes every request: the emulator's usual keys are refused.
                 deployer = local["identities"].deployer
                 administrator = localaws.aws_environment(local["endpoint"])
-                print("The local AWS enforces IAM, as AWS does. To act as the deployer, as the playbooks above did:")
+                playbook = (
+                    f"ANSIBLE_CONFIG={REPO}/ansible.cfg .venv/bin/ansible-playbook -i {local['inventory']}/hosts.yml"
+                )
+                branches = subprocess.run(
+                    ["git", "-C", str(local["origin"]), "for-each-ref", "--format=%(refname:short)", "refs/heads"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                print(
+                    f"\nThe host {HOST} and its services keep running until Ctrl-C (or SIGTERM). The local AWS "
+                    "enforces IAM, as AWS does; to run the playbooks as the deployer, as the steps above did:"
+                )
                 print(f"  export AWS_ENDPOINT_URL={local['endpoint']} AWS_DEFAULT_REGION={localaws.REGION}")
                 print(
                     f"  export AWS_ACCESS_KEY_ID={deployer.access_key_id} AWS_SECRET_ACCESS_KEY={deployer.secret_access_key}"
                 )
+                print(f"  {playbook} \\")
+                print("    playbooks/redeploy_backend.yml -e backend_redeploy_ref=<branch of the app> --check")
+                print(
+                    f"  (the app's branches: {', '.join(branches)}; its repository, to push more to: {local['origin']})"
+                )
+                print(f"  {playbook} \\")
+                print(f"    playbooks/publish_frontend.yml -e '{json.dumps(site)}'")
+                print(f"  {playbook} \\")
+                print(f"    playbooks/rollback_frontend.yml -e '{json.dumps(site)}'")
                 print("As an administrator, who may do anything:")
                 print(
                     f"  export AWS_ACCESS_KEY_ID={administrator['AWS_ACCESS_KEY_ID']} "
@@ -148,7 +165,8 @@ def main() -> int:
                 try:
                     while True:
                         time.sleep(3600)
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, SystemExit):
+                    # Ctrl-C, or SIGTERM and SIGHUP (stop): the end this mode announces, not a failure.
                     pass
             else:
                 print(
