@@ -153,6 +153,10 @@ def main() -> int:
                 print(
                     f"  (the app's branches: {', '.join(branches)}; its repository, to push more to: {local['origin']})"
                 )
+                print(
+                    "To publish a build directory of your own (change frontend_publish_build_dir), then put the build "
+                    "before it back:"
+                )
                 print(f"  {playbook} \\")
                 print(f"    playbooks/publish_frontend.yml -e '{json.dumps(site)}'")
                 print(f"  {playbook} \\")
