@@ -47,15 +47,18 @@ def describe_builds(builds: t.Sequence[Manifest]) -> str:
 
 
 def rollback_summary(plan: PublishPlan, target: Manifest, location: str, check_mode: bool) -> str:
-    """What a rollback did (or would do, in check mode), naming the build it puts back live."""
+    """What a rollback did (or would do, in check mode), naming the build it puts back live and its commit, when
+    its manifest records one."""
     build = describe_build(target)
-    if not plan.changed:
+    if not plan.new_manifest:
         return f"{build} is live in {location} already: nothing to put back"
     copies = len(plan.uploads)
     files = f"{copies} file{'' if copies == 1 else 's'}"
     if check_mode:
-        return f"Would put {build} back live in {location}, copying {files} inside the bucket"
-    return f"Put {build} back live in {location}: {files} copied inside the bucket"
+        doing = f"copying {files} inside the bucket" if copies else "writing only its manifest (its files are live)"
+        return f"Would put {build} back live in {location}, {doing}"
+    done = f"{files} copied inside the bucket" if copies else "its files were live, only its manifest was written"
+    return f"Put {build} back live in {location}: {done}"
 
 
 def commit_matches(manifest: Manifest, commit: str) -> bool:

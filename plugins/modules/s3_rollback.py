@@ -120,12 +120,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: What the rollback did (or would do, in check mode), naming the build it puts back and its commit.
+  description:
+    - What the rollback did (or would do, in check mode), naming the build it puts back and its commit when its
+      manifest records one, and how many files it copied; or that the build is live already.
   returned: success
   type: str
   sample: >-
-    Put 20250301T120000.123456Z-3f2a9c1b (commit 3f2a9c1b7d4e8a0f5c6b2e1d9a8c7b6e5d4c3b2a) back live in
-    s3://flora-frontend/: 14 files copied inside the bucket
+    Put 20250301T120000.123456Z-3f2a9c1b7d4e (commit 3f2a9c1b7d4e8a0f5c6b2e1d9a8c7b6e5d4c3b2a) back live in
+    s3://flora-frontend/: 3 files copied inside the bucket
 restored_build_id:
   description: The build put back (or that would be, in check mode), as its manifest names it.
   returned: success

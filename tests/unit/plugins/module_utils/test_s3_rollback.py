@@ -177,6 +177,43 @@ def test_the_summary_names_the_build_put_back_and_what_was_copied():
     )
 
 
+def test_the_summary_of_a_rollback_to_the_live_build_that_prunes_says_it_was_live():
+    # keep_previous=0: the previous build's manifest goes, but the live build stays as it is.
+    plan, target = plan_rollback("", two_builds(), 0, ["*.html"], NOW, LOCATION, commit="2222222")
+    assert plan.changed and plan.obsolete_manifest_keys
+    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
+        f"20250301T110000.000000Z-bbb (commit {'2' * 40}) is live in s3://bucket/ already: nothing to put back"
+    )
+
+
+def test_the_summary_of_a_build_whose_files_are_live_says_only_its_manifest_was_written():
+    builds = [
+        ("20250301T100000.000000Z-aaa", build_v1()),
+        ("20250301T110000.000000Z-bbb", build_v2()),
+        ("20250301T120000.000000Z-bbb", build_v2()),
+    ]
+    remote = with_sources(published("", builds), "1" * 40, "2" * 40, "3" * 40)
+    plan, target = plan_rollback(
+        "", remote, 2, ["*.html"], NOW + datetime.timedelta(hours=3), LOCATION, commit="2222222"
+    )
+    assert not plan.uploads and plan.new_manifest
+    build = f"20250301T110000.000000Z-bbb (commit {'2' * 40})"
+    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
+        f"Put {build} back live in s3://bucket/: its files were live, only its manifest was written"
+    )
+    assert rollback_summary(plan, target, LOCATION, check_mode=True) == (
+        f"Would put {build} back live in s3://bucket/, writing only its manifest (its files are live)"
+    )
+
+
+def test_the_summary_of_a_build_without_a_commit_names_it_by_its_id():
+    remote = with_sources(two_builds(), None, None)
+    plan, target = plan_rollback("", remote, 2, ["*.html"], NOW + datetime.timedelta(hours=2), LOCATION)
+    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
+        "Put 20250301T100000.000000Z-aaa back live in s3://bucket/: 1 file copied inside the bucket"
+    )
+
+
 def test_publish_copies_aside_only_what_a_kept_build_needs():
     v1 = build_v1()
     remote = published("", [("20250301T100000.000000Z-aaa", v1)])
