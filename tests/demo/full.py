@@ -112,10 +112,10 @@ def main() -> int:
                 f"backups in {stack.BACKUP_BUCKET})"
             )
             print("Release ledger (/home/ubuntu/Flora/releases.json on the host):")
-            width = max(len(release.get("ref", "-")) for release in ledger["releases"])
+            width = max(len(release.get("ref") or "-") for release in ledger["releases"])
             for release in ledger["releases"]:
                 print(
-                    f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref', '-'):<{width}}  "
+                    f"  {release['commit'][:12]}  {release['status']:<8}  ref {release.get('ref') or '-':<{width}}  "
                     f"deployed {release.get('deployed_at', '-')}"
                 )
             for backup in ledger.get("backups", []):
