@@ -165,15 +165,21 @@ def test_rollback_to_the_live_build_changes_nothing():
     )
 
 
+def summaries(plan, target) -> tuple[str, str]:
+    """What the rollback says when it runs, and in check mode."""
+    return (
+        rollback_summary(plan, target, LOCATION, check_mode=False),
+        rollback_summary(plan, target, LOCATION, check_mode=True),
+    )
+
+
 def test_the_summary_names_the_build_put_back_and_what_was_copied():
     remote = two_builds()
     plan, target = plan_rollback("", remote, 2, ["*.html"], NOW + datetime.timedelta(hours=2), LOCATION)
     build = f"20250301T100000.000000Z-aaa (commit {'1' * 40})"
-    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
-        f"Put {build} back live in s3://bucket/: 1 file copied inside the bucket"
-    )
-    assert rollback_summary(plan, target, LOCATION, check_mode=True) == (
-        f"Would put {build} back live in s3://bucket/, copying 1 file inside the bucket"
+    assert summaries(plan, target) == (
+        f"Put {build} back live in s3://bucket/: 1 file copied inside the bucket",
+        f"Would put {build} back live in s3://bucket/, copying 1 file inside the bucket",
     )
 
 
@@ -198,11 +204,9 @@ def test_the_summary_of_a_build_whose_files_are_live_says_only_its_manifest_was_
     )
     assert not plan.uploads and plan.new_manifest
     build = f"20250301T110000.000000Z-bbb (commit {'2' * 40})"
-    assert rollback_summary(plan, target, LOCATION, check_mode=False) == (
-        f"Put {build} back live in s3://bucket/: its files were live, only its manifest was written"
-    )
-    assert rollback_summary(plan, target, LOCATION, check_mode=True) == (
-        f"Would put {build} back live in s3://bucket/, writing only its manifest (its files are live)"
+    assert summaries(plan, target) == (
+        f"Put {build} back live in s3://bucket/: its files were live, only its manifest was written",
+        f"Would put {build} back live in s3://bucket/, writing only its manifest (its files are live)",
     )
 
 
