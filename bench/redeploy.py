@@ -184,10 +184,10 @@ def run(local: dict, app: str) -> list[str]:
     reports = []
 
     def ours(ref: str) -> None:
-        run = stack.playbook_run(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
-        if run.rc != 0:
-            raise SystemExit(repr(run))
-        reports.append(run.report)
+        result = stack.playbook_run(local, "redeploy_backend.yml", "-e", f"backend_redeploy_ref={ref}")
+        if result.rc != 0:
+            raise SystemExit(repr(result))
+        reports.append(result.report)
 
     def manual(ref: str) -> None:
         as_app_user(MANUAL_SEQUENCE.format(dir=MANUAL, ref=ref), env)
