@@ -17,11 +17,14 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_build import 
     ReleaseBuild,
     StepFailed,
     pnpm_mismatch,
+    script_command,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.release_workdir import is_built, work_dir
 
 INSTALL_COMMAND = "pnpm install --frozen-lockfile --filter backend..."
 BUILD_COMMAND = "pnpm --filter backend build"
+# The backend's build script, as release_dir runs it without a build command: in the backend's directory.
+SCRIPT_BUILDS = ("node --run build", "pnpm run build")
 GENERATE_COMMAND = "pnpm --filter backend db:generate"
 
 
@@ -75,6 +78,9 @@ class App:
             source = (work / "apps/backend/src/index.ts").read_text()
             write(work / "apps/backend/dist/index.js", source)
             return 0, "> backend@1.0.0 build\n> tsc\n", ""
+        if command.startswith(SCRIPT_BUILDS):
+            write(work / "dist/index.js", (work / "src/index.ts").read_text())
+            return 0, "", ""
         return 0, "", ""
 
 
@@ -93,6 +99,8 @@ def options(tmp_path: Path, repo: Repo, commit: str, **overrides) -> dict:
         "generate_command": GENERATE_COMMAND,
         "generate_script": "db:generate",
         "build_command": BUILD_COMMAND,
+        "build_script": "build",
+        "build_args": [],
         "carry_build_from": None,
         "build_info": None,
         "check_pnpm": True,
@@ -266,3 +274,68 @@ def test_a_linked_install_builds_whatever_pnpm_is_on_path(tmp_path, repo):
 )
 def test_pnpm_mismatch(package_manager, installed, wanted, mismatch):
     assert pnpm_mismatch(package_manager, installed, wanted) is mismatch
+
+
+def test_without_a_build_command_the_backend_build_script_runs_in_its_directory(tmp_path, repo):
+    commit = repo.commit(app_files("v1"))
+    app = App()
+    params = options(
+        tmp_path, repo, commit, build_command="", build_args=["--incremental", "--tsBuildInfoFile", "dist/.tsbuildinfo"]
+    )
+
+    build, result = build_release(params, app)
+
+    command = "node --run build -- --incremental --tsBuildInfoFile dist/.tsbuildinfo"
+    work = work_dir(str(tmp_path / "releases"), commit)
+    assert app.ran == [(INSTALL_COMMAND, work), (command, f"{work}/apps/backend")]
+    assert result["build_command"] == command
+    assert build.steps[-1] == {"name": BUILD, "cmd": command, "rc": 0, "seconds": build.steps[-1]["seconds"]}
+    assert (tmp_path / "releases" / commit / "apps/backend/dist/index.js").read_text() == "console.log('v1');\n"
+
+
+def test_a_build_command_gets_the_build_arguments_quoted_and_runs_in_the_root(tmp_path, repo):
+    commit = repo.commit(app_files("v1"))
+    app = App()
+
+    _build, result = build_release(
+        options(tmp_path, repo, commit, build_args=["--tsBuildInfoFile", "dist/build info"]), app
+    )
+
+    command = f"{BUILD_COMMAND} --tsBuildInfoFile 'dist/build info'"
+    assert app.ran[-1] == (command, work_dir(str(tmp_path / "releases"), commit))
+    assert result["build_command"] == command
+
+
+def test_a_backend_without_the_build_script_fails_before_the_install(tmp_path, repo):
+    commit = repo.commit(app_files("v1", {"compile": "tsc"}))
+    app = App()
+
+    with pytest.raises(StepFailed) as failed:
+        build_release(options(tmp_path, repo, commit, build_command=""), app)
+
+    assert failed.value.step == UNPACK
+    assert str(failed.value) == "the backend's package.json has no 'build' script: set the build command"
+    assert app.ran == [] and not (tmp_path / "releases" / commit).exists()
+
+
+@pytest.mark.parametrize(
+    ("scripts", "args", "node", "command"),
+    [
+        ({"build": "tsc"}, [], "v24.21.0", "node --run build"),
+        (
+            {"build": "tsc"},
+            ["--incremental", "--tsBuildInfoFile", "dist/x y"],
+            "v22.0.0",
+            "node --run build -- --incremental --tsBuildInfoFile 'dist/x y'",
+        ),
+        # Node 20 has no --run.
+        ({"build": "tsc"}, ["--incremental"], "v20.19.2", "pnpm run build --incremental"),
+        # Only pnpm runs a pre or post script with the script.
+        ({"prebuild": "rm -rf dist", "build": "tsc"}, [], "v24.21.0", "pnpm run build"),
+        ({"build": "tsc", "postbuild": "cp -r assets dist"}, [], "v24.21.0", "pnpm run build"),
+        # Another script's hooks do not matter.
+        ({"build": "tsc", "prestart": "true"}, [], "v24.21.0", "node --run build"),
+    ],
+)
+def test_script_command(scripts, args, node, command):
+    assert script_command(scripts, "build", args, node) == command
