@@ -59,15 +59,17 @@ def script_command(scripts: t.Mapping[str, t.Any], script: str, args: t.Sequence
     """The command that runs the package script ``script`` with ``args`` in the package's directory, for a package
     whose scripts are ``scripts``, with Node ``node_version`` ("v24.21.0").
 
-    Node's own script runner (``node --run``, Node 22 and later) starts in a few milliseconds where pnpm takes half
-    a second. It runs no pre or post script, and sets none of pnpm's ``npm_*`` variables: a package with a
-    ``pre<script>`` or ``post<script>`` script, or an older Node, gets ``pnpm run``.
+    Node's own script runner (``node --run``) starts in a few milliseconds where pnpm takes half a second. From Node
+    22.3 on it passes each argument on, and puts every ``node_modules/.bin`` from the package's directory up on
+    ``PATH``, as pnpm does (earlier 22.x releases passed the arguments as one). It runs no pre or post script, and sets none of
+    pnpm's ``npm_*`` variables: a package with a ``pre<script>`` or ``post<script>`` script, or an older or
+    unrecognised Node version, gets ``pnpm run``.
     """
     if script not in scripts:
         raise ReleaseError(f"the backend's package.json has no {script!r} script: set the build command")
-    match = re.match(r"v?(\d+)\.", node_version)
+    match = re.match(r"v?(\d+)\.(\d+)\.", node_version)
     hooks = {f"pre{script}", f"post{script}"} & set(scripts)
-    if match and int(match.group(1)) >= 22 and not hooks:
+    if match and (int(match.group(1)), int(match.group(2))) >= (22, 3) and not hooks:
         return shlex.join(["node", "--run", script, *(["--", *args] if args else [])])
     return shlex.join(["pnpm", "run", script, *args])
 

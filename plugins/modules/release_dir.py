@@ -29,9 +29,9 @@ description:
     instead and returns RV(pnpm_required), so that the caller installs that pnpm (this module runs as the app
     user, who cannot) and calls it again.
   - Build. Runs O(build_command) with O(build_args); without O(build_command), the backend's script O(build_script)
-    with O(build_args), in the backend's directory, by Node's own script runner (C(node --run), Node 22 and later,
-    which starts in milliseconds where pnpm takes half a second), or by C(pnpm run) on an older Node or when the
-    package has a C(pre) or C(post) script of it, which only pnpm runs.
+    with O(build_args), in the backend's directory, by Node's own script runner (C(node --run), Node 22.3 and later,
+    which starts in milliseconds where pnpm takes half a second), or by C(pnpm run) on a Node older than 22.3 or
+    when the package has a C(pre) or C(post) script of it, which only pnpm runs.
   - Then the C(.flora-release) marker is written last inside the work directory, and the work directory is
     renamed to the release directory. A release directory without its marker never exists. A failed step leaves
     the releases, the live one among them, as they were, and a failed build withdraws the install it shared (only
@@ -108,8 +108,9 @@ options:
     default: build
   build_args:
     description:
-      - Arguments appended to the build, each quoted for the shell (for the Flora backend's C(tsc), its
-        C(--incremental --tsBuildInfoFile <file>)).
+      - Arguments appended to the build, each quoted for the shell that runs it (for the Flora backend's C(tsc), its
+        C(--incremental --tsBuildInfoFile <file>)). The script runners hand them to the script's own shell, so keep
+        them free of C($), backquotes, quotes and backslashes.
     type: list
     elements: str
     default: []
@@ -294,7 +295,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.release_workdir impor
 def node_version(module) -> str:
     rc, out, err = module.run_command(["node", "--version"])
     if rc != 0:
-        module.fail_json(msg=f"node --version failed: {err.strip() or out.strip()}")
+        raise ReleaseError(f"node --version failed: {err.strip() or out.strip() or f'exit {rc}'}")
     return out.strip()
 
 

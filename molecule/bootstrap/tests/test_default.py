@@ -69,13 +69,6 @@ def test_env_file_is_private_and_exact(host):
     assert dict(parsed) == expected
 
 
-def test_ansible_temporary_directories_exist_private_to_their_users(host):
-    # Made by the bootstrap before any module writes a file, as root or as the app user.
-    for path, user in (("/root/.ansible/tmp", "root"), ("/home/ubuntu/.ansible/tmp", "ubuntu")):
-        directory = host.file(path)
-        assert directory.is_directory and directory.user == user and directory.mode == 0o700
-
-
 def test_release_layout(host):
     current = host.file(f"{ROOT}/current")
     assert current.is_symlink

@@ -325,11 +325,13 @@ def test_a_backend_without_the_build_script_fails_before_the_install(tmp_path, r
         (
             {"build": "tsc"},
             ["--incremental", "--tsBuildInfoFile", "dist/x y"],
-            "v22.0.0",
+            "v22.3.0",
             "node --run build -- --incremental --tsBuildInfoFile 'dist/x y'",
         ),
-        # Node 20 has no --run.
+        # Before 22.3, --run passed the arguments as one; Node 20 has none; a version not understood is not trusted.
+        ({"build": "tsc"}, ["--incremental"], "v22.2.0", "pnpm run build --incremental"),
         ({"build": "tsc"}, ["--incremental"], "v20.19.2", "pnpm run build --incremental"),
+        ({"build": "tsc"}, [], "", "pnpm run build"),
         # Only pnpm runs a pre or post script with the script.
         ({"prebuild": "rm -rf dist", "build": "tsc"}, [], "v24.21.0", "pnpm run build"),
         ({"build": "tsc", "postbuild": "cp -r assets dist"}, [], "v24.21.0", "pnpm run build"),
