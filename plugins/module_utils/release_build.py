@@ -61,9 +61,9 @@ def script_command(scripts: t.Mapping[str, t.Any], script: str, args: t.Sequence
 
     Node's own script runner (``node --run``) starts in a few milliseconds where pnpm takes half a second. From Node
     22.3 on it passes each argument on, and puts every ``node_modules/.bin`` from the package's directory up on
-    ``PATH``, as pnpm does (earlier 22.x releases passed the arguments as one). It runs no pre or post script, and sets none of
-    pnpm's ``npm_*`` variables: a package with a ``pre<script>`` or ``post<script>`` script, or an older or
-    unrecognised Node version, gets ``pnpm run``.
+    ``PATH``, as pnpm does (earlier 22.x releases passed the arguments as one). It runs no pre or post script, and
+    sets none of pnpm's ``npm_*`` variables: a package with a ``pre<script>`` or ``post<script>`` script, or an
+    older or unrecognised Node version, gets ``pnpm run``.
     """
     if script not in scripts:
         raise ReleaseError(f"the backend's package.json has no {script!r} script: set the build command")
@@ -113,13 +113,13 @@ class ReleaseBuild:
             if params["env_file"]:
                 os.symlink(params["env_file"], os.path.join(self.app, ".env"))
             root = read_package(os.path.join(self.work, "package.json"))
-            backend = read_package(os.path.join(self.app, "package.json"))
-            has_script = params["generate_script"] in (backend.get("scripts") or {})
+            scripts = read_package(os.path.join(self.app, "package.json")).get("scripts") or {}
+            has_script = params["generate_script"] in scripts
             if params["build_command"]:
                 build_command = " ".join([params["build_command"], *map(shlex.quote, params["build_args"])])
             else:
                 build_command = script_command(
-                    backend.get("scripts") or {}, params["build_script"], params["build_args"], self.node_version()
+                    scripts, params["build_script"], params["build_args"], self.node_version()
                 )
             result: dict[str, t.Any] = dict(
                 package_manager=str(root.get("packageManager") or ""),
