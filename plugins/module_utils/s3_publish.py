@@ -816,6 +816,40 @@ def plan_diff(plan: PublishPlan, remote: RemoteState, bucket: str) -> dict[str, 
     }
 
 
+def describe_build(build_id: str, source: t.Mapping[str, t.Any] | None) -> str:
+    """A build by its ID, and its commit when its source records one."""
+    commit = (source or {}).get("commit")
+    return f"{build_id} (commit {commit})" if commit else build_id
+
+
+def count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def size_text(size: int) -> str:
+    if size < 1000:
+        return count(size, "byte")
+    return f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
+
+
+def publish_summary(plan: PublishPlan, location: str, check_mode: bool) -> str:
+    """What a publish did (or would do, in check mode): the build, and how many files it uploaded, left as they
+    were and deleted; or that the build is live already."""
+    build = describe_build(plan.build_id, plan.source)
+    if not plan.changed:
+        return f"{build} is live in {location} already: nothing to publish"
+    if not plan.new_manifest:
+        return (
+            f"{build} is live in {location} already; deleted {count(len(plan.deletions), 'object')} no kept build needs"
+        )
+    files = count(len(plan.uploads), "file")
+    size = f" ({size_text(sum(f.size for f in plan.uploads))})" if plan.uploads else ""
+    rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} deleted"
+    if check_mode:
+        return f"Would publish {build} to {location}, uploading {files}{size}; {rest}"
+    return f"Published {build} to {location}: {files} uploaded{size}, {rest}"
+
+
 def plan_result(plan: PublishPlan) -> dict[str, t.Any]:
     return {
         "changed": plan.changed,

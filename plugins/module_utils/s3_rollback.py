@@ -24,6 +24,8 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     PublishError,
     PublishPlan,
     RemoteState,
+    count,
+    describe_build,
     plan_publish,
     stored_copy_key,
 )
@@ -37,23 +39,22 @@ class RollbackError(PublishError):
     """A rollback that cannot go ahead; the message is meant for the user."""
 
 
-def describe_build(manifest: Manifest) -> str:
-    commit = (manifest.source or {}).get("commit")
-    return f"{manifest.build_id} (commit {commit})" if commit else manifest.build_id
+def describe_manifest(manifest: Manifest) -> str:
+    return describe_build(manifest.build_id, manifest.source)
 
 
 def describe_builds(builds: t.Sequence[Manifest]) -> str:
-    return ", ".join(describe_build(build) for build in builds) or "none"
+    return ", ".join(describe_manifest(build) for build in builds) or "none"
 
 
 def rollback_summary(plan: PublishPlan, target: Manifest, location: str, check_mode: bool) -> str:
     """What a rollback did (or would do, in check mode), naming the build it puts back live and its commit, when
     its manifest records one."""
-    build = describe_build(target)
+    build = describe_manifest(target)
     if not plan.new_manifest:
         return f"{build} is live in {location} already: nothing to put back"
     copies = len(plan.uploads)
-    files = f"{copies} file{'' if copies == 1 else 's'}"
+    files = count(copies, "file")
     if check_mode:
         doing = f"copying {files} inside the bucket" if copies else "writing only its manifest (its files are live)"
         return f"Would put {build} back live in {location}, {doing}"
@@ -107,7 +108,7 @@ def select_target(
             return build
     restore = f", a rollback to {live.restored_from}," if live.restored_from else ""
     raise RollbackError(
-        f"{location} keeps no build before the live one, {describe_build(live)}{restore} to roll back to. "
+        f"{location} keeps no build before the live one, {describe_manifest(live)}{restore} to roll back to. "
         f"The builds it keeps: {describe_builds(builds)}; name one by its build ID or commit to put it back"
     )
 
@@ -138,7 +139,7 @@ def files_to_restore(prefix: str, target: Manifest, remote: RemoteState, locatio
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise RollbackError(
-            f"Build {describe_build(target)} cannot be put back: {location} no longer holds {len(missing)} of its "
+            f"Build {describe_manifest(target)} cannot be put back: {location} no longer holds {len(missing)} of its "
             f"files ({shown}). Nothing was changed; publish its commit again instead"
         )
     return files

@@ -228,6 +228,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description:
+    - What the publish did (or would do, in check mode), naming the build, and its commit when its source records one,
+      and how many files it uploaded (and their size), found unchanged and deleted; or that the build is live
+      already.
+  returned: success
+  type: str
+  sample: >-
+    Published 20250301T120000.123456Z-3f2a9c1b7d4e (commit 3f2a9c1b7d4e8a0f5c6b2e1d9a8c7b6e5d4c3b2a) to
+    s3://flora-frontend/: 14 files uploaded (1.2 MB), 41 unchanged, 13 deleted
 uploaded:
   description: How many files were uploaded (in check mode, would be uploaded).
   returned: success
@@ -390,6 +400,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     plan_diff,
     plan_publish,
     plan_result,
+    publish_summary,
     read_remote_state,
 )
 from ansible_collections.flora.deploy.plugins.module_utils.secret_scan import (
@@ -453,6 +464,7 @@ def main():
         distribution = read_distribution(module, pending)
         secret_scan = check_build_for_secrets(module, files, secrets)
         result = plan_result(plan)
+        result["msg"] = publish_summary(plan, location, module.check_mode)
         result["secret_scan"] = secret_scan
         result["build"] = build.to_result()
         if module._diff:

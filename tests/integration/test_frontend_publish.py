@@ -247,6 +247,9 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
         assert body(s3, key) == (dist / key).read_bytes(), key
     assert b"https://shop.flora.example/api" in body(s3, js)
     assert first["publish"]["uploaded"] == 5
+    # The run says what it published.
+    assert first["publish"]["msg"].startswith(f"Published {first['publish']['build_id']}")
+    assert f'"msg": "{first["publish"]["msg"]}"' in output
 
     def content(path):
         data = (dist / path).read_bytes()

@@ -87,12 +87,17 @@ def test_check_mode_then_publish_sets_headers(aws, run_playbook, tmp_path):
     assert check["changed"] is True
     assert check["uploaded"] == 5
     assert check["changed_keys"][-1] == "index.html"
+    assert check["msg"].startswith(f"Would publish {check['build_id']} to s3://{BUCKET}/, uploading 5 files (")
     assert object_keys(s3) == set()
 
     result = publish(run_playbook, tmp_path, dist, encryption="AES256", identity=deployer(aws))
     assert result["changed"] is True
     assert (result["uploaded"], result["unchanged"], result["deleted"]) == (5, 0, 0)
     assert result["bytes_uploaded"] == sum(len(body) for body in files.values())
+    assert result["msg"] == (
+        f"Published {result['build_id']} to s3://{BUCKET}/: 5 files uploaded ({result['bytes_uploaded']} bytes), "
+        "0 unchanged, 0 deleted"
+    )
     assert result["invalidation_paths"] == ["/flora-logo.png", "/images/Roses.jpg", "/index.html"]
     assert manifest_keys(s3) == [result["manifest_key"]]
     expected = {
@@ -127,6 +132,7 @@ def test_rebuild_uploads_nothing_and_one_change_uploads_two(aws, run_playbook, t
     assert (again["uploaded"], again["unchanged"], again["bytes_uploaded"]) == (0, 5, 0)
     assert again["changed_keys"] == [] and again["invalidation_paths"] == []
     assert again["build_id"] == first["build_id"]
+    assert again["msg"] == f"{first['build_id']} is live in s3://{BUCKET}/ already: nothing to publish"
     assert manifest_keys(s3) == [first["manifest_key"]]
 
     write_sample_build(dist, js_hash="XyZw9876", js="console.log('flora v2')")

@@ -38,7 +38,9 @@ from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import (
     plan_diff,
     plan_publish,
     plan_result,
+    publish_summary,
     read_remote_state,
+    size_text,
     split_listing,
     upload_arguments,
 )
@@ -405,6 +407,39 @@ def test_one_component_change_uploads_only_the_new_asset_and_the_entry_document(
     assert summary["bytes_uploaded"] == sum(f.size for f in result.uploads)
 
 
+def summaries(result) -> tuple[str, str]:
+    """What the publish says when it runs, and in check mode."""
+    return publish_summary(result, "s3://bucket/", False), publish_summary(result, "s3://bucket/", True)
+
+
+def test_the_summary_names_the_build_and_counts_what_was_uploaded_left_and_deleted():
+    remote = published("", [("20250101T000000.000000Z-aaa", build_v1())])
+    result = plan_publish("", build_v2(), remote, 0, ["*.html"], NOW, source={"commit": "c2"})
+    size = size_text(sum(f.size for f in result.uploads))
+    build = f"{result.build_id} (commit c2)"
+    assert summaries(result) == (
+        f"Published {build} to s3://bucket/: 2 files uploaded ({size}), 3 unchanged, 1 deleted",
+        f"Would publish {build} to s3://bucket/, uploading 2 files ({size}); 3 unchanged, 1 deleted",
+    )
+
+
+def test_the_summary_of_a_new_source_alone_says_nothing_was_uploaded():
+    remote = published("", [("20250101T000000.000000Z-aaa", build_v1())])
+    result = plan_publish("", build_v1(), remote, 2, ["*.html"], NOW)
+    assert summaries(result) == ("20250101T000000.000000Z-aaa is live in s3://bucket/ already: nothing to publish",) * 2
+    relabelled = plan_publish("", build_v1(), remote, 2, ["*.html"], NOW, source={"commit": "c1"})
+    assert publish_summary(relabelled, "s3://bucket/", False) == (
+        f"Published {relabelled.build_id} (commit c1) to s3://bucket/: 0 files uploaded, 5 unchanged, 0 deleted"
+    )
+
+
+@pytest.mark.parametrize(
+    "size, text", [(1, "1 byte"), (999, "999 bytes"), (1000, "1.0 kB"), (52_300, "52.3 kB"), (53_100_000, "53.1 MB")]
+)
+def test_size_text(size, text):
+    assert size_text(size) == text
+
+
 def test_changed_headers_upload_again_without_content_change():
     remote = published("", [("20250101T000000.000000Z-aaa", build_v1())])
     rules = compile_cache_rules([{"glob": "images/*", "cache_control": "public,max-age=3600"}])
@@ -518,6 +553,9 @@ def test_identical_rebuild_still_prunes_builds_beyond_keep_previous():
     assert result.deletions == ["assets/index-AbCd1234.js"]
     assert result.obsolete_manifest_keys == [".publish/manifests/20250101T000000.000000Z-aaa.json"]
     assert result.changed
+    assert publish_summary(result, "s3://bucket/", False) == (
+        "20250102T000000.000000Z-bbb is live in s3://bucket/ already; deleted 1 object no kept build needs"
+    )
 
 
 def test_first_publish_over_unmanaged_objects_adopts_them_as_the_previous_build():
