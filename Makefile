@@ -56,13 +56,12 @@ node-deps: $(DOTENV_READER)/node_modules/.installed
 SETUP := venv link node-deps
 
 # ruff first (seconds), then two lanes side by side: the host tests, one at a time (they share ports on the host
-# network, and spend most of their time waiting on the host), and the checks: the two static checkers side by
-# side, then the unit and integration tests on two workers (each with its own moto server). Last, the bootstrap
-# scenario as users run it, outside pytest (it takes the host tests' ports).
+# network, and spend most of their time waiting on the host; `molecule test -s bootstrap` is one of them), and the
+# checks: the two static checkers side by side, then the unit and integration tests on two workers (each with its
+# own moto server).
 test: $(SETUP)
 	$(MAKE) --no-print-directory ruff
 	$(MAKE) --no-print-directory --output-sync=target -j3 hosts checks
-	$(MAKE) --no-print-directory molecule SCENARIO=bootstrap ARGS=test
 
 checks: lint sanity
 	$(PY) -m pytest -n 2 tests/unit tests/integration

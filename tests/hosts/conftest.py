@@ -60,8 +60,11 @@ def live_release() -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def molecule(services: dict, scenario: str, command: str, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).parent / "molecule"), command, "-s", scenario]
+def molecule(
+    services: dict, scenario: str, command: str, *extra: str, options: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """``molecule <command> -s <scenario> <options> -- <extra>``: ``extra`` goes to ansible-playbook."""
+    cmd = [str(Path(sys.executable).parent / "molecule"), command, "-s", scenario, *(options or [])]
     if extra:
         cmd += ["--", *extra]
     return subprocess.run(cmd, cwd=REPO, env=services["env"], capture_output=True, text=True, timeout=1800, check=False)
