@@ -838,13 +838,13 @@ def publish_summary(plan: PublishPlan, location: str, check_mode: bool) -> str:
     build = describe_build(plan.build_id, plan.source)
     if not plan.changed:
         return f"{build} is live in {location} already: nothing to publish"
+    deleted = "would be deleted" if check_mode else "deleted"
     if not plan.new_manifest:
-        return (
-            f"{build} is live in {location} already; deleted {count(len(plan.deletions), 'object')} no kept build needs"
-        )
+        pruned = f"{count(len(plan.deletions), 'object')}, {count(len(plan.obsolete_manifest_keys), 'older manifest')}"
+        return f"{build} is live in {location} already; {pruned} that no kept build needs {deleted}"
     files = count(len(plan.uploads), "file")
     size = f" ({size_text(sum(f.size for f in plan.uploads))})" if plan.uploads else ""
-    rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} deleted"
+    rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} {deleted}"
     if check_mode:
         return f"Would publish {build} to {location}, uploading {files}{size}; {rest}"
     return f"Published {build} to {location}: {files} uploaded{size}, {rest}"

@@ -419,7 +419,7 @@ def test_the_summary_names_the_build_and_counts_what_was_uploaded_left_and_delet
     build = f"{result.build_id} (commit c2)"
     assert summaries(result) == (
         f"Published {build} to s3://bucket/: 2 files uploaded ({size}), 3 unchanged, 1 deleted",
-        f"Would publish {build} to s3://bucket/, uploading 2 files ({size}); 3 unchanged, 1 deleted",
+        f"Would publish {build} to s3://bucket/, uploading 2 files ({size}); 3 unchanged, 1 would be deleted",
     )
 
 
@@ -553,8 +553,10 @@ def test_identical_rebuild_still_prunes_builds_beyond_keep_previous():
     assert result.deletions == ["assets/index-AbCd1234.js"]
     assert result.obsolete_manifest_keys == [".publish/manifests/20250101T000000.000000Z-aaa.json"]
     assert result.changed
-    assert publish_summary(result, "s3://bucket/", False) == (
-        "20250102T000000.000000Z-bbb is live in s3://bucket/ already; deleted 1 object no kept build needs"
+    live = "20250102T000000.000000Z-bbb is live in s3://bucket/ already"
+    assert summaries(result) == (
+        f"{live}; 1 object, 1 older manifest that no kept build needs deleted",
+        f"{live}; 1 object, 1 older manifest that no kept build needs would be deleted",
     )
 
 
