@@ -822,29 +822,41 @@ def describe_build(build_id: str, source: t.Mapping[str, t.Any] | None) -> str:
     return f"{build_id} (commit {commit})" if commit else build_id
 
 
-def count(number: int, thing: str) -> str:
-    return f"{number} {thing}{'' if number == 1 else 's'}"
+def count(number: int, thing: str, things: str = "") -> str:
+    return f"{number} {thing if number == 1 else things or thing + 's'}"
 
 
 def size_text(size: int) -> str:
     if size < 1000:
         return count(size, "byte")
-    return f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if round(size, 1) < 1000:
+            break
+    return f"{size:.1f} {unit}"
 
 
 def publish_summary(plan: PublishPlan, location: str, check_mode: bool) -> str:
-    """What a publish did (or would do, in check mode): the build, and how many files it uploaded, left as they
-    were and deleted; or that the build is live already."""
+    """What a publish did (or would do, in check mode): the build, and how many files it uploaded, found unchanged
+    and deleted; or that the build is live already, and what a publish that only prunes deleted."""
     build = describe_build(plan.build_id, plan.source)
     if not plan.changed:
         return f"{build} is live in {location} already: nothing to publish"
-    deleted = "would be deleted" if check_mode else "deleted"
     if not plan.new_manifest:
-        pruned = f"{count(len(plan.deletions), 'object')}, {count(len(plan.obsolete_manifest_keys), 'older manifest')}"
-        return f"{build} is live in {location} already; {pruned} that no kept build needs {deleted}"
+        pruned = [
+            f"{count(number, thing, things)} {whose}"
+            for number, thing, things, whose in (
+                (len(plan.deletions), "object", "", "no kept build needs"),
+                (len(plan.obsolete_manifest_keys), "manifest", "", "of builds no longer kept"),
+                (len(plan.obsolete_stored_keys), "stored copy", "stored copies", "no kept build needs"),
+            )
+            if number
+        ]
+        deleting = "would delete" if check_mode else "deleted"
+        return f"{build} is live in {location} already; {deleting} {' and '.join(pruned)}"
     files = count(len(plan.uploads), "file")
     size = f" ({size_text(sum(f.size for f in plan.uploads))})" if plan.uploads else ""
-    rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} {deleted}"
+    rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} {'would be deleted' if check_mode else 'deleted'}"
     if check_mode:
         return f"Would publish {build} to {location}, uploading {files}{size}; {rest}"
     return f"Published {build} to {location}: {files} uploaded{size}, {rest}"

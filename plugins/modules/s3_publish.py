@@ -232,7 +232,8 @@ msg:
   description:
     - What the publish did (or would do, in check mode), naming the build, and its commit when its source records one,
       and how many files it uploaded (and their size), found unchanged and deleted; or that the build is live
-      already.
+      already, and what a publish that only prunes deleted (objects, manifests and stored copies no kept build
+      needs).
   returned: success
   type: str
   sample: >-

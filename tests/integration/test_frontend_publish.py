@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.flora.deploy.plugins.module_utils.s3_publish import size_text
 from tests.integration.conftest import REPO, playbook_environment
 from tests.support import cdn, identities, localaws
 
@@ -248,7 +249,10 @@ def test_publish_rebuild_and_one_component_change(aws, run_playbook, tmp_path):
     assert b"https://shop.flora.example/api" in body(s3, js)
     assert first["publish"]["uploaded"] == 5
     # The run says what it published.
-    assert first["publish"]["msg"].startswith(f"Published {first['publish']['build_id']}")
+    assert first["publish"]["msg"] == (
+        f"Published {first['publish']['build_id']} to s3://{BUCKET}/: 5 files uploaded "
+        f"({size_text(first['publish']['bytes_uploaded'])}), 0 unchanged, 0 deleted"
+    )
     assert f'"msg": "{first["publish"]["msg"]}"' in output
 
     def content(path):

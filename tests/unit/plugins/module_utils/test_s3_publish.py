@@ -434,7 +434,17 @@ def test_the_summary_of_a_new_source_alone_says_nothing_was_uploaded():
 
 
 @pytest.mark.parametrize(
-    "size, text", [(1, "1 byte"), (999, "999 bytes"), (1000, "1.0 kB"), (52_300, "52.3 kB"), (53_100_000, "53.1 MB")]
+    "size, text",
+    [
+        (1, "1 byte"),
+        (999, "999 bytes"),
+        (1000, "1.0 kB"),
+        (52_300, "52.3 kB"),
+        (999_960, "1.0 MB"),
+        (53_100_000, "53.1 MB"),
+        (1_500_000_000, "1.5 GB"),
+        (2_000_000_000_000, "2000.0 GB"),
+    ],
 )
 def test_size_text(size, text):
     assert size_text(size) == text
@@ -555,9 +565,14 @@ def test_identical_rebuild_still_prunes_builds_beyond_keep_previous():
     assert result.changed
     live = "20250102T000000.000000Z-bbb is live in s3://bucket/ already"
     assert summaries(result) == (
-        f"{live}; 1 object, 1 older manifest that no kept build needs deleted",
-        f"{live}; 1 object, 1 older manifest that no kept build needs would be deleted",
+        f"{live}; deleted 1 object no kept build needs and 1 manifest of builds no longer kept",
+        f"{live}; would delete 1 object no kept build needs and 1 manifest of builds no longer kept",
     )
+    # Copies of overwritten objects that no kept build needs are counted too, and what is none is left out.
+    remote.stored = {"f" * 64, "e" * 64}
+    copies_only = plan(build_v2(), remote, keep_previous=1)
+    assert copies_only.deletions == [] and copies_only.obsolete_manifest_keys == []
+    assert publish_summary(copies_only, "s3://bucket/", False) == f"{live}; deleted 2 stored copies no kept build needs"
 
 
 def test_first_publish_over_unmanaged_objects_adopts_them_as_the_previous_build():
