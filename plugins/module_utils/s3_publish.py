@@ -574,6 +574,10 @@ class PublishPlan:
         return self.asset_uploads + self.entry_uploads
 
     @property
+    def bytes_uploaded(self) -> int:
+        return sum(f.size for f in self.uploads)
+
+    @property
     def changed(self) -> bool:
         return bool(
             self.uploads
@@ -855,7 +859,7 @@ def publish_summary(plan: PublishPlan, location: str, check_mode: bool) -> str:
         deleting = "would delete" if check_mode else "deleted"
         return f"{build} is live in {location} already; {deleting} {' and '.join(pruned)}"
     files = count(len(plan.uploads), "file")
-    size = f" ({size_text(sum(f.size for f in plan.uploads))})" if plan.uploads else ""
+    size = f" ({size_text(plan.bytes_uploaded)})" if plan.uploads else ""
     rest = f"{len(plan.unchanged)} unchanged, {len(plan.deletions)} {'would be deleted' if check_mode else 'deleted'}"
     if check_mode:
         return f"Would publish {build} to {location}, uploading {files}{size}; {rest}"
@@ -869,7 +873,7 @@ def plan_result(plan: PublishPlan) -> dict[str, t.Any]:
         "unchanged": len(plan.unchanged),
         "deleted": len(plan.deletions),
         "retained": len(plan.retained_keys),
-        "bytes_uploaded": sum(f.size for f in plan.uploads),
+        "bytes_uploaded": plan.bytes_uploaded,
         "changed_keys": plan.changed_keys,
         "invalidation_paths": plan.invalidation_paths,
         "deleted_keys": plan.deletions,
