@@ -53,6 +53,8 @@ def test_callbacks_enabled_in_the_environment_replace_it(tmp_path):
     proc = run(tmp_path, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '"msg": "the play ran"' in proc.stdout
+    assert "Say something -" in proc.stdout  # profile_tasks' timing line: the environment's callback ran
     assert "flora.deploy.fast_exit" not in proc.stdout
     assert frozen_at_exit(proc) == 0
 

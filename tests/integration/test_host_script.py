@@ -68,7 +68,8 @@ def test_runs_without_python_on_the_host_and_leaves_no_file_behind(script, tmp_p
 
 def test_without_pipelining_it_runs_as_the_shell_module_does(script, tmp_path):
     # It needs Python on the host then.
-    assert script("true", host_vars={"ansible_pipelining": False, "script_python": "/nonexistent/python3"})["failed"]
+    missing = script("true", host_vars={"ansible_pipelining": False, "script_python": "/nonexistent/python3"})
+    assert missing["failed"] and "/nonexistent/python3" in missing.get("module_stderr", "") + missing["msg"], missing
 
     result = script(
         'echo "out $GREETING"; echo err >&2; pwd; exit 3',

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -197,7 +198,8 @@ def test_a_failed_fetch_leaves_the_env_file_as_it_was(preflight, app, aws):
 
 @pytest.fixture
 def silent_git_server():
-    """A git:// URL whose server accepts connections and never answers: a fetch from it waits forever."""
+    """(a git:// URL whose server accepts connections and never answers, so that a fetch from it waits forever; the
+    connections it accepted)."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted = []
 
@@ -210,7 +212,7 @@ def silent_git_server():
             accepted.append(connection)
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"git://127.0.0.1:{listener.getsockname()[1]}/flora.git"
+    yield f"git://127.0.0.1:{listener.getsockname()[1]}/flora.git", accepted
     listener.close()
     for connection in accepted:
         connection.close()
@@ -233,11 +235,17 @@ def test_a_parameter_store_failure_stops_a_fetch_still_running(preflight, app, s
     (app["root"] / ".deploy.lock" / "owner").unlink()
     (app["root"] / ".deploy.lock").rmdir()
 
-    result = preflight(repo_url=silent_git_server, extra={"required_keys": ["NOT_IN_PARAMETER_STORE"]})
+    url, accepted = silent_git_server
+    result = preflight(repo_url=url, extra={"required_keys": ["NOT_IN_PARAMETER_STORE"]})
     assert result["failed"] and "NOT_IN_PARAMETER_STORE" in result["msg"], result["msg"]
     assert result["lock_released"] and lock_owner(app["root"]) is None
-    # The task did not wait for the fetch, and no git process was left behind fetching from the silent server.
-    assert processes_with(silent_git_server) == []
+    # The fetch had started (it reached the silent server); the task did not wait for it, and no git process was
+    # left behind fetching from there.
+    deadline = time.monotonic() + 10
+    while not accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert accepted
+    assert processes_with(url) == []
 
 
 def test_a_host_never_deployed_stops_after_reading(preflight, app):

@@ -51,12 +51,16 @@ def test_current_link_that_is_not_a_link(ledger, root):
     assert result["current"] is None
     missing = ledger(path=str(root / "releases.json"), current_link=str(root / "missing"))
     assert missing["linked"] == ""
-    assert "linked" not in ledger(path=str(root / "releases.json"))
+    # Asked for no link, it reports none.
+    plain = ledger(path=str(root / "releases.json"))
+    assert not plain.get("failed") and plain["current"] is None
+    assert "linked" not in plain
 
 
 def test_records_releases_in_order_and_check_mode_writes_nothing(ledger, root):
     path = root / "releases.json"
-    ledger("--check", path=str(path), commit=OLD, status="live")
+    checked = ledger("--check", path=str(path), commit=OLD, status="live")
+    assert not checked.get("failed") and checked["changed"] and checked["current"] == OLD
     assert not path.exists()
 
     first = ledger(path=str(path), commit=OLD, status="live", ref="v1")
@@ -72,7 +76,8 @@ def test_records_releases_in_order_and_check_mode_writes_nothing(ledger, root):
 def test_records_the_env_file_the_app_was_reloaded_with(ledger, root):
     path = root / "releases.json"
     assert ledger(path=str(path))["env_checksum"] is None
-    ledger("--check", path=str(path), env_checksum="1" * 64)
+    checked = ledger("--check", path=str(path), env_checksum="1" * 64)
+    assert not checked.get("failed") and checked["changed"] and checked["env_checksum"] == "1" * 64
     assert not path.exists()
 
     recorded = ledger(path=str(path), commit=OLD, status="live", env_checksum="1" * 64)

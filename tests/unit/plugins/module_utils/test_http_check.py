@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
 from ansible_collections.flora.deploy.plugins.module_utils.http_check import (
     Expectation,
@@ -49,13 +48,17 @@ def test_no_answer_and_a_wrong_body():
 
 def test_check_all_runs_in_parallel_keeps_order_and_hashes_only_when_asked():
     running, peak, lock = [0], [0], threading.Lock()
+    # The first four fetches wait for each other: they get through only when four run at once.
+    together = threading.Barrier(4, timeout=30)
 
     def fetch(expected):
         url = expected.url
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
+            first = url.rsplit("/", 1)[-1] in {"0", "1", "2", "3"}
+        if first:
+            together.wait()
         with lock:
             running[0] -= 1
         if url.endswith("missing"):

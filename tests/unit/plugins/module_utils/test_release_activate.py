@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -36,17 +35,20 @@ def test_switch_link_points_the_link_at_the_release_and_says_where_it_pointed(tm
 def test_the_reload_lock_waits_for_the_helper_of_an_earlier_reload(tmp_path):
     path = tmp_path / "reload-flora-backend.lock"
     fd = take_reload_lock(str(path), "flora-backend", timeout=1)
-    # What the helper does with it: it keeps the lock after the module let go of its copy.
+    # What the helper does with it: it keeps the lock after the module let go of its copy, here until told to stop.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(1.5)"], pass_fds=(fd,), start_new_session=True
+        [sys.executable, "-c", "import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        pass_fds=(fd,),
+        start_new_session=True,
     )
     os.close(fd)
-    start = time.monotonic()
     with pytest.raises(ActivateError, match="an earlier reload of flora-backend is still stopping its old workers"):
         take_reload_lock(str(path), "flora-backend", timeout=0.5)
-    assert time.monotonic() - start >= 0.5
+    assert holder.poll() is None
+    holder.stdin.close()
+    holder.wait(timeout=10)
     again = take_reload_lock(str(path), "flora-backend", timeout=10)
-    assert holder.poll() is not None
     os.close(again)
 
 

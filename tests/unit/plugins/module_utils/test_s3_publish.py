@@ -788,18 +788,21 @@ def test_interrupted_upload_is_resumed_with_head_requests(tmp_path):
 
 def test_pool_is_bounded_and_keeps_order():
     running, peak, lock = [0], [0], threading.Lock()
+    # The first three calls wait for each other: they get through only when three run at once.
+    together = threading.Barrier(3, timeout=30)
 
     def work(number):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.01)
+        if number < 3:
+            together.wait()
         with lock:
             running[0] -= 1
         return number * 2
 
     assert map_in_pool(work, list(range(20)), workers=3) == [n * 2 for n in range(20)]
-    assert 1 < peak[0] <= 3
+    assert peak[0] == 3
     assert map_in_pool(work, [], workers=3) == []
 
 
