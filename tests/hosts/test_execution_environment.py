@@ -44,6 +44,11 @@ def test_the_playbooks_run_in_the_execution_environment_as_awx_runs_them(image, 
         booted = ee.run(services, "flora.deploy.bootstrap_ec2", tmp_path, "bootstrap")
         assert booted.rc == 0, booted
         assert ledger(EE_HOST)["current"] == commits["main"]
+        # A first bootstrap of a new host: root's and the app user's directories for Ansible's temporary files are
+        # made before any module needs one, so no module warns that it had to create its own.
+        for user in ("root's", "the app user's"):
+            assert booted.result(f"Create {user} directory for Ansible's temporary files", EE_HOST)["changed"], user
+        assert booted.warnings(EE_HOST) == []
 
         redeployed = ee.run(
             services, "flora.deploy.redeploy_backend", tmp_path, "redeploy", {"backend_redeploy_ref": "v2"}

@@ -120,6 +120,15 @@ class JobRun:
         assert len(found) == 1, (task, host, len(found))
         return found[0]
 
+    def warnings(self, host: str) -> list[tuple[str, str]]:
+        """The warnings the modules returned on ``host``, as (task, warning)."""
+        return [
+            (name, warning)
+            for name, on, _event, res in self.results
+            if on == host
+            for warning in res.get("warnings", [])
+        ]
+
     def __repr__(self) -> str:
         return f"rc={self.rc}\n{self.stdout[-6000:]}"
 
