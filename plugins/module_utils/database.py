@@ -36,6 +36,11 @@ class DatabaseError(Exception):
     pass
 
 
+# The messages about DATABASE_URL quote no part of it: a password with a raw '/', '?' or '#' ends where the
+# parser thinks the host, the port or the database begins.
+ENCODE_THE_PASSWORD = "if its password has '/', '?', '#' or '@' in it, write them as %2F, %3F, %23 and %40"
+
+
 @dataclass(frozen=True)
 class Connection:
     """libpq's environment for the database (PGHOST, PGPASSWORD...) and the schema Prisma's tables are in."""
@@ -50,17 +55,19 @@ def connection_from_url(url: str) -> Connection:
     """The libpq environment of a ``postgresql://user:password@host:port/db?schema=...`` URL, as Prisma reads it."""
     if not url:
         raise DatabaseError("DATABASE_URL is empty")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise DatabaseError(f"DATABASE_URL has an invalid host or port; {ENCODE_THE_PASSWORD}") from None
     if parts.scheme not in ("postgresql", "postgres"):
-        raise DatabaseError(f"DATABASE_URL is not a postgresql:// URL (its scheme is {parts.scheme or 'missing'!r})")
+        raise DatabaseError("DATABASE_URL is not a postgresql:// URL")
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not database:
-        raise DatabaseError("DATABASE_URL names no host or no database")
+        raise DatabaseError(f"DATABASE_URL names no host or no database; {ENCODE_THE_PASSWORD}")
+    if "@" in parts.path:
+        raise DatabaseError(f"DATABASE_URL's database name holds an '@'; {ENCODE_THE_PASSWORD}")
     environment = {"PGHOST": parts.hostname, "PGDATABASE": database}
-    try:
-        port = parts.port
-    except ValueError as e:
-        raise DatabaseError(f"DATABASE_URL has an invalid port: {e}") from e
     if port:
         environment["PGPORT"] = str(port)
     secrets = []
@@ -189,3 +196,15 @@ def restore_script(pg_restore_sql: str, schema: str, extra_tables: t.Iterable[st
         for name in sorted(extra_tables)
     )
     return drops + pg_restore_sql
+
+
+def error_lines(psql_stderr: str) -> str:
+    """psql's error lines, without the DETAIL, CONTEXT, HINT and LINE lines after them, which may quote rows of the
+    data (``CONTEXT:  COPY products, line 3: "..."``, ``DETAIL:  Key (email)=(...) already exists.``)."""
+    kept = [
+        line.strip()
+        for line in psql_stderr.splitlines()
+        if not line.lstrip().startswith(("DETAIL:", "CONTEXT:", "HINT:", "LINE "))
+        and ("error:" in line.lower() or "FATAL:" in line)
+    ]
+    return "; ".join(kept) or "psql gave no error message"

@@ -22,6 +22,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.database import (
     Connection,
     DatabaseError,
     connection_from_url,
+    error_lines,
     restore_script,
     tables_in_listing,
     tables_query,
@@ -151,6 +152,6 @@ def restore_from_s3(module: t.Any, connection: Connection, backup: t.Mapping[str
     )
     if rc != 0:
         raise DatabaseError(
-            f"Restoring s3://{bucket}/{key} into {connection.database} failed, nothing was changed: {err.strip()}"
+            f"Restoring s3://{bucket}/{key} into {connection.database} failed, nothing was changed: {error_lines(err)}"
         )
     return extra

@@ -8,6 +8,7 @@ from ansible_collections.flora.deploy.plugins.module_utils.database import (
     applied_query,
     backup_key,
     connection_from_url,
+    error_lines,
     find_backup,
     migration_files,
     migrations_table_query,
@@ -42,12 +43,33 @@ def test_a_prisma_url_becomes_libpq_environment_with_the_password_decoded():
         ("", "DATABASE_URL is empty"),
         ("mysql://u:p@h/db", "not a postgresql:// URL"),
         ("postgresql://u:p@h:5432/", "names no host or no database"),
-        ("postgresql://u:p@h:99999/db", "invalid port"),
+        ("postgresql://u:p@h:99999/db", "invalid host or port"),
     ],
 )
 def test_a_url_that_is_not_a_postgresql_database_is_named(url, problem):
     with pytest.raises(DatabaseError, match=problem):
         connection_from_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        # The parser takes the password's start for the port.
+        ("postgresql://flora_app:Sup3r/Secr3tPw@db.example:5432/flora_db", " has an invalid host or port"),
+        # ... or for a port that parses, and the rest for the database.
+        ("postgresql://flora_app:54321/Secr3tPw@db.example:5432/flora_db", "'s database name holds an '@'"),
+        # ... and the rest for the query or the fragment.
+        ("postgresql://flora_app:Sup3r?Secr3tPw@db.example:5432/flora_db", " has an invalid host or port"),
+        ("postgresql://flora_app:54321#Secr3tPw@db.example:5432/flora_db", " names no host or no database"),
+        ("postgresql://flora_app:pw@[db.example:5432/flora_db", " has an invalid host or port"),
+    ],
+)
+def test_a_password_not_percent_encoded_is_named_without_quoting_the_url(url, problem):
+    with pytest.raises(DatabaseError) as raised:
+        connection_from_url(url)
+    assert str(raised.value) == (
+        f"DATABASE_URL{problem}; if its password has '/', '?', '#' or '@' in it, write them as %2F, %3F, %23 and %40"
+    )
 
 
 def test_the_applied_list_keeps_finished_migrations_and_names_the_failed_ones():
@@ -104,3 +126,17 @@ def test_a_schema_name_is_quoted_as_an_identifier_and_as_a_literal():
     assert migrations_table_query("public") == "SELECT to_regclass('\"public\"._prisma_migrations') IS NOT NULL"
     assert migrations_table_query("it's") == "SELECT to_regclass('\"it''s\"._prisma_migrations') IS NOT NULL"
     assert tables_query("it's") == "SELECT tablename FROM pg_tables WHERE schemaname = 'it''s'"
+
+
+def test_a_failed_restore_is_told_by_psqls_error_lines_without_the_rows_they_quote():
+    stderr = (
+        'psql:<stdin>:41: ERROR:  duplicate key value violates unique constraint "users_email_key"\n'
+        "DETAIL:  Key (email)=(jane@customer.example) already exists.\n"
+        'CONTEXT:  COPY users, line 2: "2\tjane@customer.example\tJane"\n'
+    )
+    assert error_lines(stderr) == (
+        'psql:<stdin>:41: ERROR:  duplicate key value violates unique constraint "users_email_key"'
+    )
+    refused = 'psql: error: connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  password authentication'
+    assert error_lines(refused + "\n") == refused
+    assert error_lines("") == "psql gave no error message"
