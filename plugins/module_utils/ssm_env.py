@@ -216,5 +216,11 @@ def build_env(parameters: Sequence[Parameter], mapping: EnvMapping) -> dict[str,
 
 
 def secret_values(parameters: Sequence[Parameter]) -> list[str]:
-    """Decrypted SecureString values, to be masked in anything Ansible prints."""
-    return [parameter.value for parameter in parameters if parameter.type == "SecureString" and parameter.value]
+    """Decrypted SecureString values, to be masked in anything Ansible prints, each as it is and in every form a
+    compose filter gives it (a password percent-encoded in DATABASE_URL is still the password)."""
+    forms = []
+    for parameter in parameters:
+        if parameter.type == "SecureString" and parameter.value:
+            forms.append(parameter.value)
+            forms.extend(convert(parameter.value) for convert in _FILTERS.values())
+    return list(dict.fromkeys(forms))

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.support.hostside import stop_process
 
@@ -49,6 +50,12 @@ FLORA_SECURE_PARAMETERS = {
     "jwt_secret": "jwt=secret\\with\\backslashes",
 }
 DEMO_DB_ENDPOINT = "flora-db.cluster-demo.ap-southeast-2.rds.amazonaws.com"
+
+
+def secret_forms(values) -> set[str]:
+    """Each secret value as it is, as JSON writes it inside a string (the output of -vvv, job events) and
+    percent-encoded (as in DATABASE_URL): the forms a leak would take."""
+    return {form for value in values for form in (value, json.dumps(value)[1:-1], quote(value, safe=""))}
 
 
 def free_port() -> int:

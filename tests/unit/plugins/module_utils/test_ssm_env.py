@@ -179,5 +179,9 @@ def test_parameter_names_that_are_not_env_keys():
     }
 
 
-def test_secret_values_are_only_secure_strings():
-    assert secret_values(FLORA) == ["p@ss/w:rd%", "app pass", "sk_test"]
+def test_secret_values_are_only_secure_strings_in_every_form_compose_gives_them():
+    assert secret_values(FLORA) == [
+        "p@ss/w:rd%", "p%40ss%2Fw%3Ard%25", "P@SS/W:RD%",
+        "app pass", "app%20pass", "APP PASS",
+        "sk_test", "SK_TEST",
+    ]  # fmt: skip
