@@ -241,6 +241,7 @@ def test_an_app_that_sends_ready_is_waited_for_once_the_ecosystem_opts_in(host):
             run = redeploy(host, "v3")
         assert run.rc == 0, run
         assert sum("successor sent ready" in line for line in run.result(ACTIVATE)["reload_log"]) == 2
+        assert load.sent > 50
         assert load.failures == []
         assert health_message() == "Flora backend v3 is running"
     finally:
@@ -313,6 +314,7 @@ def test_a_secret_change_alone_reloads_without_a_build(host):
     assert not activated["switched"] and activated["workers"] == [f"{ROOT}/releases/{v2}/apps/backend"] * 2
     # One worker at a time: the second starts only once the first old one was told to stop.
     assert pm2_reload_events(log_start) == ["start 0", "listening", "stop 0", "start 1", "listening", "stop 1"]
+    assert load.sent > 50
     assert load.failures == []
     assert app_pids() != workers
     assert "STRIPE_SECRET_KEY='sk_test_rotated_91'" in host_exec("cat", f"{ROOT}/shared/backend.env")
@@ -354,6 +356,7 @@ def test_a_broken_build_fails_and_the_live_release_keeps_serving(host):
         f"src/index.ts(15,36): error TS1005: ',' expected.. Nothing live changed: {v2[:12]} is still serving."
     )
     assert not run.results(ACTIVATE)
+    assert load.sent > 50
     assert load.failures == []
     assert (live_commit(), health_message()) == (v2, "Flora backend v2 is running")
     assert ledger_status(broken) == "failed"
@@ -451,6 +454,39 @@ def test_the_rollback_playbook_returns_to_the_last_good_release_or_a_named_one(h
     assert live_commit() == v2
 
 
+def test_no_secret_reaches_the_output_of_the_backend_playbooks_at_vvv_with_diff(host):
+    """The bootstrap, a redeploy that backs up the database and migrates it, one that fails after the switch and
+    rolls back, and the rollback playbook, each at -vvv with --diff: no Parameter Store secret in their output, as
+    it is, JSON-escaped or percent-encoded."""
+    main = put_live(host, "main")
+    port = host["pg_port"]
+    # The price migration pending, so that the redeploy lists, checks, backs up and applies it.
+    psql("ALTER TABLE products DROP COLUMN IF EXISTS price", port)
+    psql("DELETE FROM _prisma_migrations WHERE migration_name = '20250301000000_price'", port)
+    outputs = {}
+
+    def run(name: str, *extra: str) -> int:
+        proc = stack.playbook(host, name, "-vvv", "--diff", *extra)
+        outputs[" ".join((name, *extra))] = proc.stdout + proc.stderr
+        return proc.returncode
+
+    assert run("bootstrap_ec2.yml") == 0
+    assert run("redeploy_backend.yml", "-e", "backend_redeploy_ref=with-migration") == 0
+    migrated = host["commits"]["with-migration"]
+    assert live_commit() == migrated and psql("SELECT count(*) FROM products WHERE price = 0", port) == "2"
+    assert (
+        run("redeploy_backend.yml", "-e", "backend_redeploy_ref=unhealthy", "-e", "backend_redeploy_health_retries=1")
+        != 0
+    )
+    assert (live_commit(), ledger_status(host["commits"]["unhealthy"])) == (migrated, "failed")
+    assert run("rollback_backend.yml") == 0
+    assert live_commit() == main
+
+    secrets = localaws.secret_forms(localaws.FLORA_SECURE_PARAMETERS.values())
+    assert len(outputs) == 4
+    assert [(command, secret) for command, output in outputs.items() for secret in secrets if secret in output] == []
+
+
 def test_a_rollback_to_a_release_that_is_not_built_fails_and_changes_nothing(host):
     v2 = put_live(host, "v2")
     run = playbook_run(host, "rollback_backend.yml", "-e", "backend_redeploy_rollback_to=0123456789abcdef")
@@ -519,11 +555,18 @@ def test_a_killed_redeploy_keeps_the_app_serving_and_the_next_run_converges(host
             run.wait()
         # An ssh session would hang up the remote commands; podman exec leaves them running: let them end.
         wait_on_host("! pgrep -u ubuntu -f 'pnpm (install|--filter)|pm2-reload-workers.js .* flora-backend'", 120)
+    assert load.sent > 50
     assert load.failures == []
 
     again = redeploy(host, branch)
 
     assert again.rc == 0, again
+    if moment.startswith("during the build"):
+        # The run was killed holding the lock (later, the host side it left running lets go of it): the lock is
+        # taken over, its holder being gone from this controller. What runs at that pid now is not shown.
+        assert again.ran("Take over the lock and decide again")
+        holder = again.result("Check whether the lock's holder still runs on this controller")
+        assert "censored" in holder and "stdout" not in holder, holder
     assert (live_commit(), ledger()["current"], health_message()) == (commit, commit, message)
     assert not locked()
     assert unlisted_workers() == set()

@@ -121,6 +121,7 @@ def test_bootstrap_adopts_a_host_the_scripts_deployed_and_it_can_roll_back_to_th
     with SteadyLoad(HEALTH, threads=2) as load:
         redeployed = playbook_run(scripts_host, "redeploy_backend.yml", "-e", "backend_redeploy_ref=v3")
     assert redeployed.rc == 0, redeployed
+    assert load.sent > 50
     assert load.failures == []
     assert json.loads(host_exec("curl", "-sf", HEALTH))["message"] == "Flora backend v3 is running"
     back = playbook_run(scripts_host, "rollback_backend.yml", "-e", f"backend_redeploy_rollback_to={main}")

@@ -16,13 +16,17 @@ import pytest
 from tests.conftest import REPO
 from tests.hosts.conftest import HOST, wait_for_health
 from tests.support import cdn, localaws, stack
+from tests.support.stack import PlaybookRun
 
 BUCKET = "flora-frontend-site"
+ACTIVATE = "Switch, reload PM2 without dropping requests, verify the workers, check and record"
 SAMPLE = REPO / "tests" / "fixtures" / "sample-build"
 CHECK = REPO / "tests" / "integration" / "targets" / "site_smoke" / "check.yml"
 
 
-def run_playbook(services: dict, path: Path, variables: dict, *extra: str) -> subprocess.CompletedProcess:
+def run_playbook(services: dict, path: Path, variables: dict, *extra: str, reported: bool = False):
+    """ansible-playbook ``path`` against the stack; with ``reported``, each task's result on each host
+    (ansible.posix.json), read with stack.PlaybookRun."""
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
         "-i",
@@ -32,7 +36,8 @@ def run_playbook(services: dict, path: Path, variables: dict, *extra: str) -> su
         json.dumps(variables),
         *extra,
     ]
-    return subprocess.run(cmd, cwd=REPO, env=services["env"], capture_output=True, text=True, timeout=900, check=False)
+    env = dict(services["env"], ANSIBLE_STDOUT_CALLBACK="ansible.posix.json") if reported else services["env"]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +65,16 @@ def site_variables(site: dict, **extra) -> dict:
     }
 
 
-def publish(site: dict, build: Path, **extra) -> subprocess.CompletedProcess:
+def publish(site: dict, build: Path, reported: bool = False, **extra) -> subprocess.CompletedProcess:
     variables = site_variables(site, frontend_publish_build=False, frontend_publish_build_dir=str(build), **extra)
-    return run_playbook(site["services"], REPO / "playbooks" / "publish_frontend.yml", variables)
+    return run_playbook(site["services"], REPO / "playbooks" / "publish_frontend.yml", variables, reported=reported)
+
+
+def loaded_in_a_browser(run: PlaybookRun) -> dict:
+    """The publish role's browser check in ``run``, after checking that it ran and met no failure."""
+    loaded = run.result("Load the site in a browser")
+    assert loaded.get("skipped") is not True and loaded["failures"] == [], run
+    return loaded
 
 
 def published(site: dict) -> None:
@@ -81,9 +93,9 @@ def smoke(site: dict, url: str | None = None, **args) -> dict:
 
 
 def test_publish_ends_with_the_site_loading_in_a_browser_with_the_api_through_the_same_origin(site):
-    result = publish(site, site["build"])
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert "Load the site in a browser" in result.stdout
+    run = PlaybookRun(publish(site, site["build"], reported=True), "localhost")
+    assert run.rc == 0, run
+    assert loaded_in_a_browser(run)["pages"]
     seen = smoke(site, deep_links=["/order-confirmation/123"])
     assert seen.get("failed") is not True, seen.get("msg")
     assert seen["failures"] == []
@@ -160,30 +172,38 @@ def test_deploy_ends_with_the_browser_check_after_a_backend_only_deploy(site, tm
     checkout = tmp_path / "Flora"
     subprocess.run(["git", "clone", "-q", str(services["origin"]), str(checkout)], check=True)
     subprocess.run(["git", "-C", str(checkout), "checkout", "-q", live], check=True)
-    # The site serves a build of the live commit: only a rotated secret is left to deploy.
-    published = publish(site, site["build"], frontend_publish_source={"commit": live})
-    assert published.returncode == 0, published.stdout[-4000:]
-    ssm = localaws.boto3_client("ssm", services["endpoint"])
-    name = f"{localaws.FLORA_PREFIX}/gemini_api_key"
-    before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-    ssm.put_parameter(Name=name, Value="AIzaRotatedForTheSiteTest", Type="SecureString", Overwrite=True)
     variables = {
         "deploy_app_dir": str(checkout),
         "frontend_publish_bucket": BUCKET,
         "frontend_publish_distribution_id": site["distribution_id"],
         "frontend_publish_site_url": site["url"],
     }
+    # A deploy of the live commit: the site serves a build of it, with the build-time env Parameter Store gives
+    # now. Only a rotated backend secret is left to deploy.
+    first = PlaybookRun(
+        run_playbook(services, REPO / "playbooks" / "deploy.yml", variables, reported=True), "localhost"
+    )
+    assert first.rc == 0, first
+    ssm = localaws.boto3_client("ssm", services["endpoint"])
+    name = f"{localaws.FLORA_PREFIX}/gemini_api_key"
+    before = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value="AIzaRotatedForTheSiteTest", Type="SecureString", Overwrite=True)
     try:
-        result = run_playbook(services, REPO / "playbooks" / "deploy.yml", variables)
+        result = run_playbook(services, REPO / "playbooks" / "deploy.yml", variables, reported=True)
     finally:
         ssm.put_parameter(Name=name, Value=before, Type="SecureString", Overwrite=True)
         resynced = run_playbook(services, REPO / "playbooks" / "redeploy_backend.yml", {"backend_redeploy_ref": live})
         assert resynced.returncode == 0, resynced.stdout[-4000:]
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert "backend env refresh and reload (no build)" in result.stdout
-    assert "TASK [Check the site in a browser after the backend deploy]" in result.stdout
-    assert "TASK [flora.deploy.frontend_publish : Load the site in a browser]" in result.stdout
-    assert "WARNING: " not in result.stdout
+    controller, backend = PlaybookRun(result, "localhost"), PlaybookRun(result, HOST)
+    assert result.returncode == 0, controller
+    plan = controller.result("Decide what the checkout's commit needs")
+    assert (plan["backend"]["action"], plan["frontend"]["action"]) == ("refresh", "none"), plan
+    assert "backend env refresh and reload (no build)" in plan["summary"]
+    # The backend reloaded its live release for the new secret, then the site was loaded in the browser.
+    reloaded = backend.result(ACTIVATE)
+    assert reloaded["changed"] and reloaded["workers"], reloaded
+    loaded_in_a_browser(controller)
+    assert controller.warnings() + backend.warnings() == []
 
 
 def test_a_rollback_puts_the_previous_build_back_through_the_browser_check(site):
@@ -197,9 +217,14 @@ def test_a_rollback_puts_the_previous_build_back_through_the_browser_check(site)
     with urllib.request.urlopen(f"{site['url']}/index.html", timeout=10) as response:
         assert b"the second build" in response.read()
 
-    rolled = run_playbook(site["services"], REPO / "playbooks" / "rollback_frontend.yml", site_variables(site))
-    assert rolled.returncode == 0, rolled.stdout[-6000:]
-    assert "Load the site in a browser" in rolled.stdout
+    rolled = PlaybookRun(
+        run_playbook(
+            site["services"], REPO / "playbooks" / "rollback_frontend.yml", site_variables(site), reported=True
+        ),
+        "localhost",
+    )
+    assert rolled.rc == 0, rolled
+    loaded_in_a_browser(rolled)
     original = (site["build"] / "index.html").read_bytes()
     with urllib.request.urlopen(f"{site['url']}/index.html", timeout=10) as response:
         assert response.read() == original

@@ -339,6 +339,10 @@ class PlaybookRun:
     def names(self) -> list[str]:
         return [task for task, _result in self.tasks]
 
+    def warnings(self) -> list[tuple[str, str]]:
+        """The warnings the modules returned on the host, as (task, warning)."""
+        return [(task, warning) for task, result in self.tasks for warning in result.get("warnings", [])]
+
     @property
     def stats(self) -> dict:
         return self.report["stats"].get(self.host, {})
