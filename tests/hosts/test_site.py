@@ -15,11 +15,11 @@ import pytest
 
 from tests.conftest import REPO
 from tests.hosts.conftest import HOST, wait_for_health
+from tests.hosts.test_redeploy import ACTIVATE
 from tests.support import cdn, localaws, stack
 from tests.support.stack import PlaybookRun
 
 BUCKET = "flora-frontend-site"
-ACTIVATE = "Switch, reload PM2 without dropping requests, verify the workers, check and record"
 SAMPLE = REPO / "tests" / "fixtures" / "sample-build"
 CHECK = REPO / "tests" / "integration" / "targets" / "site_smoke" / "check.yml"
 
